@@ -1,0 +1,1 @@
+"""Classifiers and diffusion-model adapters."""

@@ -1,0 +1,1 @@
+"""Runnable figure modules: python -m figures.<name> writes figures/<name>.png."""
