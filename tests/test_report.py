@@ -1,0 +1,29 @@
+import math
+
+from empirical.report import Accuracy, accuracy, concat, format_table, write_csv
+
+
+def test_binary_accuracy_and_se():
+    a = accuracy([True, False, True, True])
+    assert a.mean == 75.0 and math.isclose(a.se, 100 * math.sqrt(0.75 * 0.25 / 4)) and a.spread is None
+
+
+def test_fresh_accuracy_uses_per_sample_means():
+    a = accuracy([[True, True, False, False], [True, False, False, False]])
+    assert a.mean == 37.5 and a.draws == 2 and a.n == 4
+    assert math.isclose(a.spread, 100 * math.sqrt(((0.5 - 0.375) ** 2 + (0.25 - 0.375) ** 2) / 1))
+
+
+def test_concat_joins_chunks_along_samples():
+    recs = [{"a": [[1, 0], [0, 0]], "b": [1]}, {"a": [[1], [1]], "b": [0, 1]}, {}]
+    assert concat(recs, "a") == [[1, 0, 1], [0, 0, 1]]
+    assert concat(recs, "b") == [1, 0, 1]
+    assert concat(recs, "missing") is None
+
+
+def test_table_and_csv(tmp_path):
+    rows = [{"name": "x", "acc": Accuracy(50.0, 5.0, 100)}, {"name": "y", "acc": None}]
+    text = format_table(rows, [("name", "Name"), ("acc", "Acc")])
+    assert "50.0±5.0" in text and text.splitlines()[0].startswith("Name")
+    write_csv(tmp_path / "t.csv", rows, [("name", "Name"), ("acc", "Acc")])
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["name,acc,acc_se", "x,50.000,5.000", "y,,"]
