@@ -1,0 +1,153 @@
+"""Monte Carlo estimates of attack success in the toy model (paper Sec. 4.2, Theorem 1, Cor. 2.1).
+
+``estimate`` gives one (strategy, r) point; ``estimate_curve`` reuses the same draws for a whole
+grid of radii (the kernels return ||P(x_adv) - c||^2 per trial and success is dist2 <= r^2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numba
+import numpy as np
+
+from toymodel import kernels, theory
+
+SAMPLERS = ("auto", "ndim", "reduced")
+_STRATEGY_CODE = {"perfect": kernels.PERFECT, "eot": kernels.EOT, "replay": kernels.REPLAY}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One Monte Carlo estimate with its standard error, exact value (None if unknown) and bound."""
+    strategy: str
+    n: int
+    sigma: float
+    r: float
+    d: float
+    direction: str
+    eps: float
+    norm: str
+    success: float
+    stderr: float
+    trials: int
+    exact: float | None
+    bound: float
+
+    def as_row(self) -> dict:
+        """Plain dict for JSON/CSV (eps = inf written as the string 'inf')."""
+        row = asdict(self)
+        row["eps"] = "inf" if math.isinf(self.eps) else self.eps
+        return row
+
+
+def seed_key(seed: int | np.random.SeedSequence) -> tuple[np.uint64, np.uint64]:
+    """Two 64-bit key words from a numpy SeedSequence (or an int seed)."""
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    k0, k1 = ss.generate_state(2, np.uint64)
+    return np.uint64(k0), np.uint64(k1)
+
+
+def pick_sampler(sampler: str, norm: str, eps: float) -> str:
+    """'auto' -> 'reduced' when the projection is radial (l2) or absent, else 'ndim'."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+    radial = norm == "2" or math.isinf(eps)
+    if sampler == "reduced" and not radial:
+        raise ValueError("the reduced sampler needs an l2 threat set or eps = inf")
+    if sampler == "auto":
+        return "reduced" if radial else "ndim"
+    return sampler
+
+
+def simulate_dist2(strategy: str, n: int, sigma: float, d: float = 0.0, eps: float = math.inf,
+                   norm: str = "2", direction: str = "axis", trials: int = 10000, seed: int = 0,
+                   sampler: str = "auto", chunk: int | None = None) -> np.ndarray:
+    """Per-trial squared distance ||P(x_adv) - c||^2 (replay: ||proj(c - eta0) - (c - eta0)||^2).
+
+    Trial i always uses stream i of the seed, so chunk size and thread count do not matter.
+    """
+    theory._check_all(strategy, n, sigma, 1.0, d, eps, norm, direction)
+    if isinstance(trials, bool) or int(trials) != trials or trials < 1:
+        raise ValueError(f"trials must be an integer >= 1, got {trials!r}")
+    chunk = int(trials) if chunk is None else chunk
+    if int(chunk) != chunk or chunk < 1:
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
+    which = pick_sampler(sampler, norm, eps)
+    k0, k1 = seed_key(seed)
+    code = _STRATEGY_CODE[strategy]
+    off = theory.eot_offset_norm(n, d, eps, norm, direction)
+    eps_k = float(eps) if not math.isinf(eps) else np.inf
+    norm_code = kernels.NO_CLIP if math.isinf(eps) else (kernels.L2 if norm == "2" else kernels.LINF)
+    if which == "ndim":
+        c = theory.centre(n, float(d), direction)
+        a = _eot_offset_vector(c, eps, norm)
+    parts = []
+    for first in range(0, int(trials), int(chunk)):
+        count = min(int(chunk), int(trials) - first)
+        if which == "reduced":
+            parts.append(kernels.reduced_dist2(code, int(n), float(d), float(sigma), eps_k, off,
+                                               first, count, k0, k1))
+        else:
+            parts.append(kernels.ndim_dist2(code, c, a, float(sigma), eps_k, norm_code,
+                                            first, count, k0, k1))
+    return np.concatenate(parts)
+
+
+def _eot_offset_vector(c: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """proj(c) - c for the deterministic EOT target."""
+    if math.isinf(eps):
+        return np.zeros_like(c)
+    if norm == "2":
+        nrm = float(np.linalg.norm(c))
+        return c * (min(1.0, eps / nrm) - 1.0) if nrm > 0 else np.zeros_like(c)
+    return np.clip(c, -eps, eps) - c
+
+
+def estimate_curve(strategy: str, n: int, sigma: float, rs: Sequence[float], d: float = 0.0,
+                   eps: float = math.inf, norm: str = "2", direction: str = "axis",
+                   trials: int = 10000, seed: int = 0, sampler: str = "auto",
+                   chunk: int | None = None, threads: int | None = None) -> list[Estimate]:
+    """Success rate for every radius in rs from one shared set of draws."""
+    rs = [float(r) for r in rs]
+    for r in rs:
+        theory._check_all(strategy, n, sigma, r, d, eps, norm, direction)
+    with _threads(threads):
+        dist2 = simulate_dist2(strategy, n, sigma, d, eps, norm, direction, trials, seed,
+                               sampler, chunk)
+    out = []
+    for r in rs:
+        p = float(np.count_nonzero(dist2 <= r * r)) / dist2.size
+        out.append(Estimate(strategy, int(n), float(sigma), r, float(d), direction, float(eps),
+                            norm, p, math.sqrt(p * (1.0 - p) / dist2.size), int(dist2.size),
+                            theory.exact_success(strategy, n, sigma, r, d, eps, norm, direction),
+                            theory.theorem1_bound(strategy, n, sigma, r)))
+    return out
+
+
+def estimate(strategy: str, n: int, sigma: float, r: float, d: float = 0.0,
+             eps: float = math.inf, norm: str = "2", direction: str = "axis",
+             trials: int = 10000, seed: int = 0, sampler: str = "auto",
+             chunk: int | None = None, threads: int | None = None) -> Estimate:
+    """Monte Carlo success probability of one strategy (Theorem 1 / Corollary 2.1 setting)."""
+    return estimate_curve(strategy, n, sigma, [r], d, eps, norm, direction, trials, seed,
+                          sampler, chunk, threads)[0]
+
+
+class _threads:
+    """Temporarily run Numba kernels on `threads` threads (None: leave as is)."""
+
+    def __init__(self, threads: int | None):
+        if threads is not None and (int(threads) != threads or not
+                                    1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+            raise ValueError(f"threads must be in 1..{numba.config.NUMBA_NUM_THREADS}, got {threads!r}")
+        self.threads = threads
+
+    def __enter__(self):
+        self.saved = numba.get_num_threads()
+        if self.threads is not None:
+            numba.set_num_threads(int(self.threads))
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self.saved)
