@@ -5,14 +5,17 @@ interleaved over repeats (median): a bare diffusers loop (DDPMScheduler.step wit
 with a list of per-sample generators), and the project's purifier with fresh, batch-replay (paper
 eq. 5) and per-sample-replay noise. Target: replay bookkeeping < 20% over the bare loop.
 Part 2: peak memory of one full-gradient PGD step (its memory does not grow with the PGD step count)
-through t* = 50 and 100 diffusion steps, with and without per-step checkpointing. On CPU each case runs
-in its own subprocess and reports the ru_maxrss increase over a warmed-up baseline; on CUDA
-torch.cuda.max_memory_allocated.
+through t* = 50 and 100 diffusion steps, with and without per-step checkpointing. Two measures:
+(a) bytes autograd holds for the backward pass after the forward (saved_tensors_hooks), exact on any
+device; (b) the peak: on CPU the ru_maxrss increase over a warmed-up baseline in a fresh subprocess run
+with MALLOC_MMAP_THRESHOLD_=65536 (otherwise glibc keeps freed tensor memory in its heap and RSS grows
+with every recomputed step), on CUDA torch.cuda.max_memory_allocated.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -104,7 +107,17 @@ def memory_child(args) -> None:
     pgd(clf, pur, x, y, eps=8 / 255, steps=1, step_size=2 / 255, gradient="full", noise=noise,
         checkpoint=bool(args.checkpoint_child))
     after = torch.cuda.max_memory_allocated() if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_increase_bytes": after - before}))
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        saved[st.data_ptr()] = st.nbytes()                     # distinct storages only
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        held = pur.differentiable(x.clone().requires_grad_(True), noise, checkpoint=bool(args.checkpoint_child))
+    del held
+    print(json.dumps({"peak_increase_bytes": after - before, "saved_for_backward_bytes": sum(saved.values())}))
 
 
 def memory(device: str, args) -> dict:
@@ -114,9 +127,13 @@ def memory(device: str, args) -> dict:
             cmd = [sys.executable, "-m", "benchmarks.bench_purify", "--memory-child", "--device-child", device,
                    "--checkpoint-child", str(ck), "--t-star", str(t_star), "--size", str(args.size),
                    "--channels", str(args.channels), "--mem-batch", str(args.mem_batch), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            rows.append({"t_star": t_star, "checkpoint": bool(ck), "peak_MiB": json.loads(out)["peak_increase_bytes"] / 2 ** 20})
-    method = "torch.cuda.max_memory_allocated" if device == "cuda" else "ru_maxrss increase in a fresh subprocess"
+            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
+            res = json.loads(out)
+            rows.append({"t_star": t_star, "checkpoint": bool(ck), "peak_MiB": res["peak_increase_bytes"] / 2 ** 20,
+                         "saved_MiB": res["saved_for_backward_bytes"] / 2 ** 20})
+    method = ("torch.cuda.max_memory_allocated" if device == "cuda"
+              else "ru_maxrss increase in a fresh subprocess, MALLOC_MMAP_THRESHOLD_=65536")
     return {"device": device, "method": method, "rows": rows}
 
 
@@ -155,7 +172,8 @@ def main(argv=None) -> None:
             results["memory"].append(mem)
             print(f"\nPeak memory of one full-gradient PGD step on {dev} ({mem['method']}), batch {args.mem_batch}")
             for r in mem["rows"]:
-                print(f"  t*={r['t_star']:4d}  checkpoint={str(r['checkpoint']):5s}  {r['peak_MiB']:9.1f} MiB")
+                print(f"  t*={r['t_star']:4d}  checkpoint={str(r['checkpoint']):5s}  peak {r['peak_MiB']:8.1f} MiB"
+                      f"   held for backward {r['saved_MiB']:8.2f} MiB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
