@@ -1,7 +1,7 @@
 """Purification throughput (project purifier vs a bare diffusers loop) and full-gradient memory.
 
 Part 1: RevPure DDPM reverse over t* steps with the same UNet and schedule, timed side by side,
-interleaved over repeats (median): a bare diffusers loop (DDPMScheduler.step with one generator, and
+interleaved over repeats in a rotating order (median), beside the bare UNet calls as a floor: a bare diffusers loop (DDPMScheduler.step with one generator, and
 with a list of per-sample generators), and the project's purifier with fresh, batch-replay (paper
 eq. 5) and per-sample-replay noise. Target: replay bookkeeping < 20% over the bare loop.
 Part 2: peak memory of one full-gradient PGD step (its memory does not grow with the PGD step count)
@@ -49,6 +49,14 @@ def bare_loop(unet, sched, x, t_star: int, generator) -> torch.Tensor:
     return ((xt + 1) / 2).clamp(0, 1)
 
 
+def unet_only(unet, x, t_star: int) -> None:
+    """The floor: the same t* UNet calls and nothing else."""
+    xt = 2 * x - 1
+    with torch.no_grad():
+        for t in range(t_star - 1, -1, -1):
+            unet(xt, torch.full((x.shape[0],), t, device=x.device)).sample
+
+
 def _timed(fn) -> float:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -67,6 +75,7 @@ def throughput(device: str, args) -> dict:
     pur = make_purifier("revpure", unet, sched, t_star=args.t_star)
     gen = torch.Generator(device=device)
     variants = {
+        "UNet calls only (floor)": lambda: unet_only(unet, x, args.t_star),
         "diffusers loop (one generator)": lambda: bare_loop(unet, sched, x, args.t_star, gen.manual_seed(0)),
         "diffusers loop (per-sample generators)": lambda: bare_loop(
             unet, sched, x, args.t_star, [torch.Generator(device=device).manual_seed(i) for i in ids]),
@@ -77,9 +86,10 @@ def throughput(device: str, args) -> dict:
     sample_seed.cache_clear()
     cold = _timed(variants["purifier, per-sample replay"])      # seed cache cold (first attack step)
     times = {k: [] for k in variants}
-    for _ in tqdm(range(args.repeats), desc=f"throughput {device}", leave=False):
-        for k, fn in variants.items():
-            times[k].append(_timed(fn))
+    names = list(variants)
+    for r in tqdm(range(args.repeats), desc=f"throughput {device}", leave=False):
+        for k in names[r % len(names):] + names[:r % len(names)]:      # rotate the order: no position bias
+            times[k].append(_timed(variants[k]))
     base = statistics.median(times["diffusers loop (one generator)"])
     rows = [{"variant": k, "median_s": statistics.median(v), "images_per_s": args.batch / statistics.median(v),
              "ratio_to_diffusers": statistics.median(v) / base} for k, v in times.items()]
@@ -143,7 +153,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=16, help="images per purification call (default 16)")
     p.add_argument("--size", type=int, default=16, help="image side in pixels (default 16)")
     p.add_argument("--channels", type=int, default=1, help="image channels (default 1)")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats per variant (median)")
+    p.add_argument("--repeats", type=int, default=7, help="interleaved timing repeats per variant, order rotated (median)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
     p.add_argument("--mem-tstars", type=int, nargs="*", default=[50, 100], help="t* values for the memory part")
     p.add_argument("--mem-batch", type=int, default=8, help="images in the full-gradient memory step")

@@ -68,14 +68,18 @@ def _check_labels(x: torch.Tensor, y: torch.Tensor) -> None:
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"labels must be a 1-D tensor of length {x.shape[0]}, got {shape}")
-    if y.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"labels must be integer class indices, got {y.dtype}")
+    if y.dtype != torch.int64:
+        raise ValueError(f"labels must be int64 class indices (torch.long), got {y.dtype}")
 
 
 def _check_eps(eps: float, norm: str, x: torch.Tensor) -> None:
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
-    if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"eps must be a number, got {eps!r}") from None
+    if not math.isfinite(eps) or eps <= 0:
         raise ValueError(f"eps must be a finite number > 0, got {eps}")
     limit = 1.0 if norm == "linf" else math.sqrt(x[0].numel())
     if eps > limit:

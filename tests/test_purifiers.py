@@ -81,6 +81,20 @@ def test_diffpure_matches_add_noise_then_diffusers_loop(unet, scheduler, images)
     assert torch.allclose(out, ref, rtol=0, atol=1e-10)
 
 
+def test_ddim_revpure_matches_ddim_scheduler_loop(unet, ddim_scheduler, images):
+    unet, _, images = _double(unet, DDPMScheduler(), images)
+    ddim_scheduler.set_timesteps(1000)                       # stride 1: prev_timestep = t - 1
+    ddim_scheduler.alphas_cumprod = ddim_scheduler.alphas_cumprod.double()
+    ddim_scheduler.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
+    out = make_purifier("ddim", unet, DDPMScheduler(), t_star=12)(images)
+    x_t = 2 * images - 1
+    with torch.no_grad():
+        for t in range(11, -1, -1):
+            eps = unet(x_t, torch.full((x_t.shape[0],), t)).sample
+            x_t = ddim_scheduler.step(eps, t, x_t, eta=0.0).prev_sample
+    assert torch.allclose(out, ((x_t + 1) / 2).clamp(0, 1), rtol=0, atol=1e-10)
+
+
 def test_subsequenced_ddpm_matches_diffusers_custom_timesteps(unet, scheduler, images):
     unet, scheduler, images = _double(unet, scheduler, images)
     grid = timestep_grid(40, 7)
