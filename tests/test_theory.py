@@ -103,3 +103,10 @@ def test_bad_parameters_raise(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         T.exact_success(**args)
+
+
+def test_log_clt_forms_match_linear_ones():
+    for n, x in ((64, 50.0), (400, 300.0)):
+        assert math.exp(T.log_clt_psi(x, n)) == pytest.approx(T.clt_psi(x, n), rel=1e-10)
+        assert math.exp(T.log_clt_limit(n)) == pytest.approx(T.clt_limit(n), rel=1e-10)
+    assert math.isfinite(T.log_clt_limit(10**6))

@@ -104,6 +104,16 @@ def _fmt(x) -> str:
     return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) else f"{x:.2e}"
 
 
+def _fmt_log(logp: float | None) -> str:
+    """Probability given by its log, printed as m.mme-XXX even below the float range."""
+    if logp is None:
+        return "-"
+    if logp > -690.0:
+        return _fmt(math.exp(logp))
+    exponent = math.floor(logp / math.log(10.0))
+    return f"{10 ** (logp / math.log(10.0) - exponent):.2f}e{exponent}"
+
+
 def print_grid(rows) -> None:
     key = lambda e: (e.n, e.eps, e.norm, e.direction)
     for group in dict.fromkeys(key(e) for e in rows):
@@ -121,13 +131,16 @@ def print_grid(rows) -> None:
 def print_dimension(rows) -> None:
     print("\nCurse of dimensionality (unclipped; Corollary 1.1: CLT form of Psi(r^2/sigma^2; n) and"
           " its limit 1/2(1 - erf(sqrt(n)/2)))")
-    print(f"{'r/sigma':>8} {'n':>8} | {'MC perf':>8} {'exact':>9} | {'MC eot':>8} {'exact':>9} |"
-          f" {'CLT':>9} {'limit':>9}")
+    print(f"{'r/sigma':>8} {'n':>8} | {'MC perf':>8} {'exact':>10} | {'MC eot':>8} {'exact':>10} |"
+          f" {'CLT':>10} {'limit':>10}")
     for i in range(0, len(rows), 2):
         p, e = rows[i], rows[i + 1]
         x = (e.r / e.sigma) ** 2
-        print(f"{e.r / e.sigma:8.3f} {e.n:8d} | {p.success:8.4f} {_fmt(p.exact):>9} | {e.success:8.4f}"
-              f" {_fmt(e.exact):>9} | {_fmt(theory.clt_psi(x, e.n)):>9} {_fmt(theory.clt_limit(e.n)):>9}")
+        lp = theory.log_exact_success("perfect", p.n, p.sigma, p.r, p.d)
+        le = theory.log_exact_success("eot", e.n, e.sigma, e.r, e.d)
+        print(f"{e.r / e.sigma:8.3f} {e.n:8d} | {p.success:8.4f} {_fmt_log(lp):>10} | {e.success:8.4f}"
+              f" {_fmt_log(le):>10} | {_fmt_log(theory.log_clt_psi(x, e.n)):>10}"
+              f" {_fmt_log(theory.log_clt_limit(e.n)):>10}")
 
 
 def build_parser() -> argparse.ArgumentParser:

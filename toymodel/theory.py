@@ -112,6 +112,16 @@ def clt_limit(n: int) -> float:
     return float(0.5 * special.erfc(math.sqrt(n) / 2.0))
 
 
+def log_clt_psi(x: float, n: int) -> float:
+    """log of clt_psi, finite in the far tail (eq. 13 equals Phi((x - n) / sqrt(2n)))."""
+    return float(special.log_ndtr((x - n) / math.sqrt(2.0 * n)))
+
+
+def log_clt_limit(n: int) -> float:
+    """log of clt_limit = log Phi(-sqrt(n / 2))."""
+    return float(special.log_ndtr(-math.sqrt(0.5 * n)))
+
+
 def centre(n: int, d: float, direction: str = "axis") -> np.ndarray:
     """The centre c: d e1 ('axis') or (d / sqrt n)(1, ..., 1) ('diagonal')."""
     if direction not in DIRECTIONS:
