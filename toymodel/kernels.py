@@ -1,6 +1,6 @@
 """Numba kernels for the toy-model Monte Carlo (paper Sec. 4.2): RNG, n-dim and reduced samplers.
 
-Every trial owns its own xoshiro256+ stream, seeded by hashing (key, global trial index) with
+Every trial owns its own xoshiro256++ stream, seeded by hashing (key, global trial index) with
 splitmix64, so a trial's draws never depend on the thread that runs it or on how the caller
 splits the trials into chunks: results are bit-identical for any NUMBA_NUM_THREADS and chunking.
 Kernels return, per trial, the squared distance ||P(x_adv) - c||^2 under the test noise; success
@@ -60,7 +60,8 @@ def _seed(st, key0, key1, index):
 @njit(**JIT_OPTIONS)
 def _next(st):
     s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
-    result = s0 + s3
+    sum03 = s0 + s3
+    result = ((sum03 << np.uint64(23)) | (sum03 >> np.uint64(41))) + s0
     t = s1 << np.uint64(17)
     s2 ^= s0
     s3 ^= s1
