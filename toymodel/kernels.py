@@ -58,8 +58,8 @@ def _seed(st, key0, key1, index):
 
 
 @njit(**JIT_OPTIONS)
-def _next(st):
-    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+def _xoshiro(s0, s1, s2, s3):
+    """One xoshiro256++ step on a state held in locals: (output, new state)."""
     sum03 = s0 + s3
     result = ((sum03 << np.uint64(23)) | (sum03 >> np.uint64(41))) + s0
     t = s1 << np.uint64(17)
@@ -69,7 +69,12 @@ def _next(st):
     s0 ^= s3
     s2 ^= t
     s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
-    st[0], st[1], st[2], st[3] = s0, s1, s2, s3
+    return result, s0, s1, s2, s3
+
+
+@njit(**JIT_OPTIONS)
+def _next(st):
+    result, st[0], st[1], st[2], st[3] = _xoshiro(st[0], st[1], st[2], st[3])
     return result
 
 
@@ -80,25 +85,52 @@ def _uniform(st):
 
 
 @njit(**JIT_OPTIONS)
+def _normal_slow(st, u, i):
+    """Ziggurat step outside the rectangles: (accepted, value); the base strip (i = 0) samples the tail."""
+    if i == 0:
+        while True:
+            xt = math.log(_uniform(st)) / _ZTAIL
+            yt = math.log(_uniform(st))
+            if -2.0 * yt >= xt * xt:
+                return True, (xt - _ZTAIL if u < 0.0 else _ZTAIL - xt)
+    xx = u * _ZX[i]
+    f0 = math.exp(-0.5 * (_ZX[i] * _ZX[i] - xx * xx))
+    f1 = math.exp(-0.5 * (_ZX[i + 1] * _ZX[i + 1] - xx * xx))
+    return f1 + _uniform(st) * (f0 - f1) < 1.0, xx
+
+
+@njit(**JIT_OPTIONS)
 def _normal(st):
-    """One N(0, 1) draw by the ziggurat: sign and level from one 64-bit word, rare slow paths."""
+    """One N(0, 1) draw by the 128-layer ziggurat: sign, level and position from one 64-bit word."""
     while True:
-        bits = _next(st)
+        bits, st[0], st[1], st[2], st[3] = _xoshiro(st[0], st[1], st[2], st[3])
         u = 2.0 * ((float(bits >> np.uint64(11)) + 0.5) * _TO_UNIT) - 1.0
         i = int((bits >> np.uint64(3)) & np.uint64(127))
         if abs(u) < _ZR[i]:
             return u * _ZX[i]
-        if i == 0:
-            while True:
-                xt = math.log(_uniform(st)) / _ZTAIL
-                yt = math.log(_uniform(st))
-                if -2.0 * yt >= xt * xt:
-                    return xt - _ZTAIL if u < 0.0 else _ZTAIL - xt
-        xx = u * _ZX[i]
-        f0 = math.exp(-0.5 * (_ZX[i] * _ZX[i] - xx * xx))
-        f1 = math.exp(-0.5 * (_ZX[i + 1] * _ZX[i + 1] - xx * xx))
-        if f1 + _uniform(st) * (f0 - f1) < 1.0:
-            return xx
+        ok, g = _normal_slow(st, u, i)
+        if ok:
+            return g
+
+
+@njit(**JIT_OPTIONS)
+def _normals_into(st, out, centre, scale):
+    """out[j] = centre[j] + scale * N(0, 1), the fast path run on a state kept in locals."""
+    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+    for j in range(out.size):
+        bits, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        u = 2.0 * ((float(bits >> np.uint64(11)) + 0.5) * _TO_UNIT) - 1.0
+        i = int((bits >> np.uint64(3)) & np.uint64(127))
+        if abs(u) < _ZR[i]:
+            g = u * _ZX[i]
+        else:
+            st[0], st[1], st[2], st[3] = s0, s1, s2, s3
+            ok, g = _normal_slow(st, u, i)
+            if not ok:
+                g = _normal(st)
+            s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+        out[j] = centre[j] + scale * g
+    st[0], st[1], st[2], st[3] = s0, s1, s2, s3
 
 
 @njit(**JIT_OPTIONS)
@@ -158,12 +190,12 @@ def _project(y, x, eps, norm):
 
 
 @njit(**JIT_OPTIONS)
-def _offset_plus_noise(st, a, sigma):
-    """||a + sigma * h||^2 for fresh h ~ N(0, I_n), one coordinate at a time."""
+def _offset_plus_noise(st, a, sigma, buf):
+    """||a + sigma * h||^2 for fresh h ~ N(0, I_n)."""
+    _normals_into(st, buf, a, sigma)
     acc = 0.0
     for j in range(a.size):
-        t = a[j] + sigma * _normal(st)
-        acc += t * t
+        acc += buf[j] * buf[j]
     return acc
 
 
@@ -188,10 +220,9 @@ def ndim_dist2(strategy, c, eot_offset, sigma, eps, norm, first, count, key0, ke
                 if eot_centred:
                     out[i] = sigma * sigma * _chi2_by_pairs(st, n)
                 else:
-                    out[i] = _offset_plus_noise(st, eot_offset, sigma)
+                    out[i] = _offset_plus_noise(st, eot_offset, sigma, y)
                 continue
-            for j in range(n):
-                y[j] = c[j] - sigma * _normal(st)
+            _normals_into(st, y, c, -sigma)
             _project(y, x, eps, norm)
             if strategy == REPLAY:
                 acc = 0.0
@@ -202,7 +233,7 @@ def ndim_dist2(strategy, c, eot_offset, sigma, eps, norm, first, count, key0, ke
             else:
                 for j in range(n):
                     x[j] -= c[j]
-                out[i] = _offset_plus_noise(st, x, sigma)
+                out[i] = _offset_plus_noise(st, x, sigma, y)
     return out
 
 
