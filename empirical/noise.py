@@ -82,7 +82,8 @@ class FreshNoise:
 class BatchReplayNoise:
     """The paper's replay (eq. 5): the whole batch's draw at (phase, t) comes from Seed(i, t).
 
-    ``batch_size`` is only needed for ``subset`` (rows are cut from the full-batch draw).
+    ``subset`` cuts rows from the full-batch draw, so it needs the batch size: ``batch_size`` or,
+    if not given, the batch size of the first draw (a source is then tied to that batch).
     """
 
     replay = True
@@ -98,14 +99,16 @@ class BatchReplayNoise:
 
     def draw(self, phase: str, t: int, shape: Sequence[int], device: Any, dtype: torch.dtype) -> torch.Tensor:
         _check(phase, t, shape)
-        if self.batch_size is not None and shape[0] != self.batch_size:
+        if self.batch_size is None:
+            self.batch_size = int(shape[0])
+        if shape[0] != self.batch_size:
             raise ValueError(f"batch replay source is for batches of {self.batch_size}, asked for {shape[0]} rows")
         g = torch.Generator(device="cpu").manual_seed(self.seed(phase, t))
         return torch.randn(tuple(shape), generator=g, dtype=_draw_dtype(dtype)).to(device=device, dtype=dtype)
 
     def subset(self, index: torch.Tensor) -> "_RowSubset":
         if self.batch_size is None:
-            raise ValueError("BatchReplayNoise.subset needs the full batch_size (pass batch_size=...)")
+            raise ValueError("BatchReplayNoise.subset needs the full batch size: pass batch_size=... or draw once first")
         return _RowSubset(self, torch.as_tensor(index, dtype=torch.long), self.batch_size)
 
     def to_dict(self) -> dict:
@@ -166,6 +169,52 @@ class SampleReplayNoise:
 
     def to_dict(self) -> dict:
         return {"kind": "sample_replay", "sample_ids": list(self.sample_ids), "run_seed": self.run_seed}
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+class SampleFreshNoise:
+    """Fresh noise that is still a deterministic function of each sample: the k-th draw at (phase, t)
+    of sample j uses a seed mixed from (run_seed, sample_ids[j], k, phase, t).
+
+    Every purification gets new noise (``replay`` is False), yet a run is reproducible and a sample's
+    k-th draw does not depend on the batch it is in. Subsets share the draw counters of their parent.
+    """
+
+    replay = False
+
+    def __init__(self, sample_ids: Sequence[int] | torch.Tensor, run_seed: int, _counters: dict | None = None):
+        self._ids = SampleReplayNoise(sample_ids, run_seed)       # validates ids and seed
+        self.sample_ids, self.run_seed = self._ids.sample_ids, self._ids.run_seed
+        self._counters = {} if _counters is None else _counters
+        self._gen = torch.Generator(device="cpu")
+
+    def draw(self, phase: str, t: int, shape: Sequence[int], device: Any, dtype: torch.dtype) -> torch.Tensor:
+        _check(phase, t, shape)
+        if shape[0] != len(self.sample_ids):
+            raise ValueError(f"source holds {len(self.sample_ids)} sample ids, asked for {shape[0]} rows")
+        row_shape, ddt = tuple(shape[1:]), _draw_dtype(dtype)
+        out = torch.empty((shape[0], *row_shape), dtype=ddt)
+        for j, sid in enumerate(self.sample_ids):
+            key = (sid, phase, int(t))
+            k = self._counters.get(key, 0)
+            self._counters[key] = k + 1
+            base = sample_seed(self.run_seed, sid, phase, int(t))
+            self._gen.manual_seed(_splitmix64(base ^ _splitmix64(k + 1)))
+            torch.randn(row_shape, generator=self._gen, dtype=ddt, out=out[j])
+        return out.to(device=device, dtype=dtype)
+
+    def subset(self, index: torch.Tensor) -> "SampleFreshNoise":
+        idx = torch.as_tensor(index, dtype=torch.long).flatten().tolist()
+        return SampleFreshNoise([self.sample_ids[i] for i in idx], self.run_seed, _counters=self._counters)
 
 
 def noise_from_dict(d: dict) -> BatchReplayNoise | SampleReplayNoise:

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from empirical.noise import (BatchReplayNoise, FreshNoise, SampleReplayNoise, noise_from_dict, paper_seed,
+from empirical.noise import (BatchReplayNoise, FreshNoise, SampleFreshNoise, SampleReplayNoise, noise_from_dict, paper_seed,
                              sample_seed)
 from empirical.purifiers import make_purifier
 
@@ -123,3 +123,30 @@ def test_ddim_needs_no_noise(unet, scheduler, images):
     assert torch.equal(pur(images), pur(images, None))
     with pytest.raises(ValueError, match="noise source"):
         make_purifier("revpure", unet, scheduler, t_star=10)(images)
+
+
+def test_sample_fresh_noise_is_new_each_call_but_reproducible_and_batch_invariant():
+    src = SampleFreshNoise([10, 11, 12, 13], run_seed=7)
+    first = src.draw("reverse", 5, SHAPE, "cpu", torch.float32)
+    second = src.draw("reverse", 5, SHAPE, "cpu", torch.float32)
+    assert not src.replay and not torch.equal(first, second)
+    again = SampleFreshNoise([10, 11, 12, 13], run_seed=7)
+    assert torch.equal(again.draw("reverse", 5, SHAPE, "cpu", torch.float32), first)
+    alone = SampleFreshNoise([12], run_seed=7)
+    alone.draw("reverse", 5, (1, 1, 8, 8), "cpu", torch.float32)
+    assert torch.equal(alone.draw("reverse", 5, (1, 1, 8, 8), "cpu", torch.float32)[0], second[2])
+    sub = src.subset(torch.tensor([1]))                      # shares the counters: continues with draw 3
+    third = src.subset(torch.tensor([0, 2, 3])).draw("reverse", 5, (3, 1, 8, 8), "cpu", torch.float32)
+    assert not torch.equal(sub.draw("reverse", 5, (1, 1, 8, 8), "cpu", torch.float32)[0], first[1])
+    assert not torch.equal(third, second[[0, 2, 3]])
+    replayed = SampleReplayNoise([10, 11, 12, 13], run_seed=7).draw("reverse", 5, SHAPE, "cpu", torch.float32)
+    assert not torch.equal(first, replayed)
+
+
+def test_batch_replay_subset_after_first_draw_learns_batch_size():
+    src = BatchReplayNoise(2)
+    full = src.draw("forward", 4, SHAPE, "cpu", torch.float32)
+    assert torch.equal(src.subset(torch.tensor([1, 3])).draw("forward", 4, (2, 1, 8, 8), "cpu", torch.float32),
+                       full[[1, 3]])
+    with pytest.raises(ValueError, match="batches of 4"):
+        src.draw("forward", 4, (3, 1, 8, 8), "cpu", torch.float32)
