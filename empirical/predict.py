@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from scipy import stats
+
+from toymodel.theory import psi
 
 
 @dataclass
@@ -98,8 +99,8 @@ def toy_prediction(r: float, sigma: float, n: float) -> ToyPrediction:
     """Theorem 1 applied with the matched toy parameters (chi-square cdf with real-valued dof)."""
     if not (r >= 0 and sigma > 0 and n > 0):
         raise ValueError(f"toy prediction needs r >= 0, sigma > 0, n > 0 (got r={r}, sigma={sigma}, n={n})")
-    return ToyPrediction(p_perfect=float(stats.chi2.cdf(r ** 2 / (2 * sigma ** 2), n)),
-                         p_eot=float(stats.chi2.cdf(r ** 2 / sigma ** 2, n)), r=r, sigma=sigma, n=n)
+    return ToyPrediction(p_perfect=psi(r ** 2 / (2 * sigma ** 2), n), p_eot=psi(r ** 2 / sigma ** 2, n),
+                         r=r, sigma=sigma, n=n)
 
 
 PSEUDO_ID_STRIDE = 1 << 20   # keys for the D prediction draws of sample i: i * stride + j

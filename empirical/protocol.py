@@ -1,0 +1,118 @@
+"""The Table 1 measurement protocol for one purifier on one chunk of samples (paper Sec. 5.1).
+
+Per chunk it measures clean accuracy, BPDA and BPDA-EOT robust accuracy with and without fixed
+noise, and the column the paper lacks: replay-crafted adversarial examples tested under fresh
+noise (Theorem 1's perfect attack). Every Gaussian draw is keyed per sample (or per batch, the
+paper's rule), so a sample's numbers do not depend on how samples are chunked, resumed or sharded.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from empirical import attacks
+from empirical.noise import BatchReplayNoise, SampleFreshNoise, SampleReplayNoise
+
+PURPOSES = ("replay", "clean", "bpda", "eot", "bpda_eval", "eot_eval", "transfer", "predict", "directions")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Attack and evaluation settings shared by every cell of the table."""
+
+    eps: float
+    steps: int
+    step_size: float
+    eot: int = 15
+    norm: str = "linf"
+    fresh_evals: int = 3        # R: fresh-noise evaluations of every adversarial set
+    seed: int = 0
+    noise_keys: str = "sample"  # "sample": per-sample keys; "batch": the paper's Seed(i, t)
+    predict_samples: int = 8    # replay-successful samples per chunk measured for the toy prediction
+    predict_draws: int = 16     # fresh purifications per measured sample
+    predict_dirs: int = 64      # random directions for r_eff
+    fresh_cells: bool = True    # also measure the cells without fixed noise (Table 1); False: replay only
+
+    def __post_init__(self) -> None:
+        if self.noise_keys not in ("sample", "batch"):
+            raise ValueError(f"noise_keys must be 'sample' or 'batch', got {self.noise_keys!r}")
+        if self.fresh_evals < 1 or self.eot < 1 or self.steps < 0:
+            raise ValueError("fresh_evals and eot must be >= 1 and steps >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def derived_seed(seed: int, *parts: int | str) -> int:
+    """A 63-bit seed for (run seed, purpose, ...) from numpy's SeedSequence (well mixed, stable)."""
+    words = [seed] + [p if isinstance(p, int) else PURPOSES.index(p) + 1_000_003 for p in parts]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def replay_source(protocol: Protocol, ids: torch.Tensor, chunk: int):
+    """The fixed noise of a sample (or of a batch, the paper's eq. 5), shared by attack and test."""
+    if protocol.noise_keys == "batch":
+        return BatchReplayNoise(chunk)
+    return SampleReplayNoise(ids, derived_seed(protocol.seed, "replay"))
+
+
+def fresh_source(protocol: Protocol, ids: torch.Tensor, purpose: str, chunk: int):
+    """Noise that is new on every purification but still a deterministic function of each sample."""
+    key = chunk + 1 if protocol.noise_keys == "batch" else 0
+    return SampleFreshNoise(ids, derived_seed(protocol.seed, purpose, key))
+
+
+def _bools(result: attacks.EvalResult) -> list:
+    return result.correct.cpu().tolist()
+
+
+def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk: int,
+              protocol: Protocol, eot_mask: torch.Tensor, predict: bool = True,
+              clean_only: bool = False) -> dict:
+    """All cells of the table for one chunk; returns a JSON-able record of per-sample outcomes."""
+    p = protocol
+    common = dict(eps=p.eps, norm=p.norm, steps=p.steps, step_size=p.step_size)
+    record: dict = {"ids": ids.tolist(), "eot_ids": ids[eot_mask].tolist()}
+
+    def fresh_eval(x_eval, y_eval, ids_eval, purpose):
+        return _fresh_eval(classifier, purifier, x_eval, y_eval, ids_eval, purpose, chunk, p)
+
+    stochastic = getattr(purifier, "stochastic", True)
+    fixed = replay_source(p, ids, chunk)
+    record["clean_replay"] = _bools(attacks.evaluate(classifier, purifier, x, y, mode="replay", noise=fixed))
+    if clean_only:
+        if stochastic and p.fresh_cells:
+            record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
+        return record
+    adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", **common)
+    record["bpda_replay"] = _bools(attacks.evaluate(classifier, purifier, adv.x_adv, y, mode="replay", noise=fixed))
+    fresh_cells = stochastic and p.fresh_cells
+    if fresh_cells:
+        record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
+        record["bpda_replay_tested_fresh"] = fresh_eval(adv.x_adv, y, ids, "transfer")
+        adv_fresh = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk),
+                                 keep="final", **common)
+        record["bpda_fresh"] = fresh_eval(adv_fresh.x_adv, y, ids, "bpda_eval")
+    if eot_mask.any():
+        xe, ye, ie = x[eot_mask], y[eot_mask], ids[eot_mask]
+        fixed_e = fixed.subset(eot_mask.nonzero().flatten()) if p.noise_keys == "batch" else replay_source(p, ie, chunk)
+        adv_e = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot, noise=fixed_e, keep="best", **common)
+        record["eot_replay"] = _bools(attacks.evaluate(classifier, purifier, adv_e.x_adv, ye, mode="replay", noise=fixed_e))
+        if fresh_cells:
+            adv_ef = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot,
+                                      noise=fresh_source(p, ie, "eot", chunk), keep="final", **common)
+            record["eot_fresh"] = fresh_eval(adv_ef.x_adv, ye, ie, "eot_eval")
+    if predict and fresh_cells:
+        from empirical.predict import measure_transfer
+        record["prediction"] = measure_transfer(classifier, purifier, adv.x_adv, y, ids, fixed,
+                                                record["clean_replay"], record["bpda_replay"],
+                                                lambda sub_ids: fresh_source(p, sub_ids, "predict", chunk), p)
+    return record
+
+
+def _fresh_eval(classifier, purifier, x, y, ids, purpose, chunk, p: Protocol) -> list:
+    """R independent fresh-noise evaluations -> nested list [R][N] of correctness."""
+    source = fresh_source(p, ids, purpose, chunk)
+    return _bools(attacks.evaluate(classifier, purifier, x, y, mode="fresh", noise=source, draws=p.fresh_evals))

@@ -1,0 +1,59 @@
+import torch
+
+from empirical.protocol import Protocol, derived_seed, run_chunk
+from empirical.purifiers import make_purifier
+
+KEYS_STOCHASTIC = {"ids", "eot_ids", "clean_replay", "bpda_replay", "clean_fresh", "bpda_replay_tested_fresh",
+                   "bpda_fresh", "eot_replay", "eot_fresh", "prediction"}
+
+
+def _setup(unet, scheduler, images):
+    pur = make_purifier("diffpure", unet=unet, scheduler=scheduler, t_star=3, unet_batch=4)
+    y = torch.tensor([0, 1, 2, 0])
+    ids = torch.tensor([10, 11, 12, 13])
+    return pur, y, ids
+
+
+def test_run_chunk_fills_every_cell(unet, scheduler, images, cnn_classifier, one_thread):
+    pur, y, ids = _setup(unet, scheduler, images)
+    p = Protocol(eps=0.1, steps=2, step_size=0.05, eot=2, fresh_evals=2, predict_samples=2, predict_draws=4,
+                 predict_dirs=4)
+    rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, torch.tensor([True, True, False, False]))
+    assert set(rec) == KEYS_STOCHASTIC
+    assert len(rec["clean_fresh"]) == 2 and len(rec["clean_fresh"][0]) == 4
+    assert len(rec["eot_replay"][0]) == 2 and rec["eot_ids"] == [10, 11]
+    again = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, torch.tensor([True, True, False, False]))
+    assert again == rec      # every draw is keyed: the same run gives the same record
+
+
+def test_per_sample_keys_make_chunks_irrelevant(unet, scheduler, images, cnn_classifier, one_thread):
+    pur, y, ids = _setup(unet, scheduler, images)
+    p = Protocol(eps=0.1, steps=2, step_size=0.05, eot=1, fresh_evals=2)
+    none = torch.zeros(4, dtype=torch.bool)
+    whole = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, none, predict=False)
+    first = run_chunk(cnn_classifier, pur, images[:2], y[:2], ids[:2], 0, p, none[:2], predict=False)
+    second = run_chunk(cnn_classifier, pur, images[2:], y[2:], ids[2:], 1, p, none[2:], predict=False)
+    for key in ("clean_replay", "bpda_replay", "clean_fresh", "bpda_fresh"):
+        joined = [a + b for a, b in zip(first[key], second[key])]
+        assert joined == whole[key], key
+
+
+def test_deterministic_purifier_has_no_fresh_cells(images, cnn_classifier):
+    p = Protocol(eps=0.1, steps=1, step_size=0.05, eot=3, fresh_evals=2)
+    rec = run_chunk(cnn_classifier, make_purifier("none"), images, torch.tensor([0, 1, 2, 0]),
+                    torch.arange(4), 0, p, torch.ones(4, dtype=torch.bool))
+    assert "clean_fresh" not in rec and "bpda_fresh" not in rec and "prediction" not in rec
+    assert len(rec["eot_replay"][0]) == 4
+
+
+def test_clean_only_chunk(images, cnn_classifier):
+    p = Protocol(eps=0.1, steps=1, step_size=0.05)
+    rec = run_chunk(cnn_classifier, make_purifier("gaussian", sigma=0.1), images, torch.tensor([0, 1, 2, 0]),
+                    torch.arange(4), 0, p, torch.zeros(4, dtype=torch.bool), clean_only=True)
+    assert set(rec) == {"ids", "eot_ids", "clean_replay", "clean_fresh"}
+
+
+def test_derived_seeds_differ_by_purpose_and_fit_63_bits():
+    seeds = {derived_seed(0, purpose) for purpose in ("replay", "clean", "bpda", "transfer")}
+    assert len(seeds) == 4 and all(0 <= s < 2 ** 63 for s in seeds)
+    assert derived_seed(1, "replay") != derived_seed(0, "replay")
