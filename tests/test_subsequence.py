@@ -1,0 +1,38 @@
+import json
+
+import torch
+
+from empirical import subsequence, table2
+from empirical.noise import SampleReplayNoise
+from empirical.purifiers import make_purifier
+from test_table2 import TINY, tiny_digits  # noqa: F401
+
+
+def test_subsequence_smoke_writes_json_and_png(tiny_digits, tmp_path):
+    out, png = tmp_path / "s2.json", tmp_path / "fig2b.png"
+    subsequence.main(TINY + ["--t-star", "4", "--s-stars", "2", "4", "--json", str(out), "--png", str(png)])
+    data = json.loads(out.read_text())
+    assert png.stat().st_size > 1000
+    assert sorted({r["s"] for r in data["rows"]}) == [2, 4] and len(data["rows"]) == 6
+
+
+def test_s_star_equal_t_star_is_the_full_chain(unet, scheduler, images, one_thread):
+    for name in ("diffpure", "revpure", "ddim"):
+        full = make_purifier(name, unet=unet, scheduler=scheduler, t_star=5)
+        sub = make_purifier(name, unet=unet, scheduler=scheduler, t_star=5, s_star=5)
+        noise = lambda: SampleReplayNoise(range(4), 7)
+        assert torch.equal(full(images, noise()), sub(images, noise()))
+        shorter = make_purifier(name, unet=unet, scheduler=scheduler, t_star=5, s_star=2)
+        assert not torch.equal(full(images, noise()), shorter(images, noise()))
+
+
+def test_subsequence_full_length_matches_table2(tiny_digits):
+    a = subsequence.main(TINY + ["--t-star", "3", "--s-stars", "3", "--png", "/dev/null", "--purifiers", "diffpure"])
+    b = table2.main(TINY + ["--purifiers", "diffpure"])
+    assert a["rows"][0]["clean"] == b["rows"][0]["clean"] and a["rows"][0]["bpda"] == b["rows"][0]["bpda"]
+
+
+def test_subsequence_rejects_s_star_above_t_star(tiny_digits):
+    import pytest
+    with pytest.raises(SystemExit):
+        subsequence.main(TINY + ["--t-star", "3", "--s-stars", "5"])
