@@ -1,0 +1,140 @@
+"""Table 3: EMA vs non-EMA DDPM weights, RevPure t* = 150, fixed noise: sample quality, clean, BPDA (Sec. 5.4).
+
+Sample quality is a Fréchet distance in the digits classifier's feature space (penultimate layer), NOT
+the Inception FID (no Inception network offline; empirical.frechet has the FID path for a user-supplied
+TorchScript Inception). Two quality measures are reported per model:
+  * generated: n ancestral DDPM samples from pure noise on an s-step respaced grid (1000 steps with
+    --full; fewer by default because a 1000-step reverse of many samples is the costliest part here),
+  * purified: the RevPure-purified clean test images (the images the classifier actually sees),
+both against the whole digits test set, beside a same-size train-vs-test reference (the small-sample floor).
+Clean and BPDA cells are protocol.run_chunk with Protocol(fresh_cells=False).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from empirical import report
+from empirical.frechet import classifier_features, frechet_between
+from empirical.protocol import replay_source
+from empirical.purifiers import ddpm_step, timestep_grid
+from empirical.results import ResultStore
+from empirical.setup import load_setup
+from empirical.table2 import build_parser, jsonable, parse, replay_protocol, row, run_specs, spec_key, write_outputs
+
+PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
+    {"purifier": "paper: DDPM (EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
+     "fid": 3.212, "clean": 81.92, "bpda": 74.20},
+    {"purifier": "paper: DDPM (Non-EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
+     "fid": 12.138, "clean": 80.15, "bpda": 70.21},
+]
+COLUMNS = [("purifier", "Purification model"), ("method", "Method"), ("fix", "Fix noise"), ("t_star", "t*"),
+           ("fid", "FID (paper)"), ("fd_generated", "FD gen."), ("fd_purified", "FD purified"),
+           ("clean", "Clean"), ("bpda", "BPDA")]
+# About 5 minutes on one thread: 2 models x (48 attacked samples, 8 PGD steps) + 2 x 256 samples of 100 steps.
+DEFAULTS = dict(n_samples=48, steps=8, n_clean=96, threads=1)
+
+
+def generate(unet, alphas_cumprod: torch.Tensor, n: int, steps: int, generator: torch.Generator,
+             clip: float | None = 1.0, variance_type: str = "fixed_small", batch_size: int = 256,
+             quiet: bool = True) -> torch.Tensor:
+    """n DDPM ancestral samples (Ho et al. Alg. 2) on an s-step respaced grid, as [0, 1] images."""
+    if n < 1 or not 1 <= steps <= len(alphas_cumprod):
+        raise ValueError(f"need n >= 1 and 1 <= steps <= {len(alphas_cumprod)}, got n={n}, steps={steps}")
+    grid = timestep_grid(len(alphas_cumprod), steps)
+    size, ch = unet.config.sample_size, unet.config.in_channels
+    out = []
+    for lo in range(0, n, batch_size):
+        b = min(batch_size, n - lo)
+        x = torch.randn((b, ch, size, size), generator=generator)
+        with torch.no_grad():
+            for k, t in enumerate(tqdm(grid, desc=f"generate {lo}-{lo + b}", disable=quiet, leave=False)):
+                t_prev = grid[k + 1] if k + 1 < len(grid) else -1
+                eps = unet(x, torch.full((b,), t, dtype=torch.long)).sample
+                z = torch.randn(x.shape, generator=generator) if t > 0 else None
+                x = ddpm_step(eps, x, t, t_prev, alphas_cumprod, z, clip=clip, variance_type=variance_type)
+        out.append(((x + 1) / 2).clamp(0, 1))
+    return torch.cat(out)
+
+
+def purified_images(spec, setup, args) -> torch.Tensor:
+    """The clean test images after RevPure under the same fixed noise the attacks use."""
+    protocol = replay_protocol(setup, args)
+    outs = []
+    for index, (ids, _) in enumerate(setup.chunks(args.batch_size)):
+        x, _ = setup.batch(ids)
+        outs.append(spec.purifier(x, replay_source(protocol, ids, index)).cpu())
+    return torch.cat(outs)
+
+
+def quality(spec, setup, args, reference: np.ndarray) -> dict:
+    """Fréchet distances (classifier feature space) of generated and purified images to the test set."""
+    pur = spec.purifier
+    g = torch.Generator().manual_seed(args.seed)
+    gen = generate(pur.unet, pur.alphas_cumprod.float(), args.n_gen, args.gen_steps, g, clip=pur.clip,
+                   variance_type=pur.variance_type, quiet=args.quiet)
+    clf = spec.classifier
+    with torch.no_grad():
+        labels = clf(gen).argmax(1)
+    return {"fd_generated": frechet_between(classifier_features(clf, gen), reference),
+            "fd_purified": frechet_between(classifier_features(clf, purified_images(spec, setup, args)), reference),
+            "generated_class_counts": torch.bincount(labels, minlength=10).tolist()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser("python -m empirical.ema", __doc__, DEFAULTS)
+    parser.set_defaults(purifiers=["revpure"])
+    parser.add_argument("--n-gen", type=int, help="generated samples per model for the Fréchet distance "
+                        "(default 256; --full 2000)")
+    parser.add_argument("--gen-steps", type=int, help="reverse steps of the generation grid (default 100; --full 1000)")
+    args = parse(parser, argv, DEFAULTS)
+    args.n_gen = args.n_gen or (2000 if args.full else 256)
+    args.gen_steps = args.gen_steps or (1000 if args.full else 100)
+    if args.n_gen < 2 or not 1 <= args.gen_steps <= 1000:
+        parser.error("--n-gen must be >= 2 and --gen-steps in [1, 1000]")
+    if args.dataset != "digits":
+        parser.error("empirical.ema needs the digits DDPM's EMA and raw weights (--dataset digits)")
+    start = time.perf_counter()
+    from empirical.checkpoints import load_digits_classifier
+    from empirical.data import load_digits
+    clf = load_digits_classifier("clean")
+    test, train = load_digits("test"), load_digits("train")
+    reference = classifier_features(clf, test.x)
+    floor = frechet_between(classifier_features(clf, train.x[:args.n_gen]), reference)
+    rows, records, store, config = [], {}, None, None
+    for non_ema in (False, True):
+        args.non_ema = non_ema
+        setup = load_setup(args, parser)
+        setup.eot_ids = set()      # Table 3 has no BPDA-EOT column
+        protocol = replay_protocol(setup, args)
+        if store is None:
+            print(setup.describe(protocol) + f"\nEMA vs non-EMA weights; Fréchet distance in the digits classifier's "
+                  f"feature space (NOT Inception FID) from {args.n_gen} samples of a {args.gen_steps}-step reverse.",
+                  flush=True)
+            config = {"table": 3, "dataset": args.dataset, "protocol": protocol.to_dict(), "setup": setup.config(),
+                      "n_gen": args.n_gen, "gen_steps": args.gen_steps, "batch_size": args.batch_size}
+            store = ResultStore.open(args.results, config, resume=args.resume)
+        tag = "non-EMA" if non_ema else "EMA"
+        recs = run_specs(setup, protocol, store, args, prefix=f"{tag}:")
+        for spec in setup.purifiers:
+            name = f"{tag}:" + spec_key(spec)
+            records[name] = recs[name]
+            q = quality(spec, setup, args, reference)
+            rows.append(row(spec, recs[name], model=tag, purifier=f"digits DDPM ({tag})", **q))
+    elapsed = time.perf_counter() - start
+    print("\n" + report.format_table(rows + PAPER_ROWS, COLUMNS))
+    print(f"FD = Fréchet distance to the {len(test)} test images in the digits classifier's penultimate feature "
+          f"space (not FID); train-vs-test floor at n={args.n_gen}: {floor:.3f}. Paper rows: CIFAR-10, Inception "
+          f"FID. Accuracies in %: mean±SE.\nWall time: {elapsed:.0f} s.")
+    result = {"config": config, "rows": [jsonable(r) for r in rows], "paper_rows": PAPER_ROWS,
+              "fd_floor_train_vs_test": floor, "feature_space": "digits classifier penultimate layer (not Inception)",
+              "records": records, "elapsed_s": elapsed}
+    write_outputs(args, result, rows, COLUMNS)
+    return result
+
+
+if __name__ == "__main__":
+    main()
