@@ -22,8 +22,7 @@ from empirical.frechet import classifier_features, frechet_between
 from empirical.protocol import replay_source
 from empirical.purifiers import ddpm_step, timestep_grid
 from empirical.results import ResultStore
-from empirical.setup import load_setup
-from empirical.table2 import build_parser, jsonable, parse, replay_protocol, row, run_specs, spec_key, write_outputs
+from empirical.table2 import build_parser, setup_for, jsonable, parse, replay_protocol, row, run_specs, spec_key, write_outputs
 
 PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
     {"purifier": "paper: DDPM (EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
@@ -34,8 +33,8 @@ PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; i
 COLUMNS = [("purifier", "Purification model"), ("method", "Method"), ("fix", "Fix noise"), ("t_star", "t*"),
            ("fid", "FID (paper)"), ("fd_generated", "FD gen."), ("fd_purified", "FD purified"),
            ("clean", "Clean"), ("bpda", "BPDA")]
-# About 5 minutes on one thread: 2 models x (48 attacked samples, 8 PGD steps) + 2 x 256 samples of 100 steps.
-DEFAULTS = dict(n_samples=48, steps=8, n_clean=96, threads=1)
+# About 3 minutes on one thread: 2 models x (32 attacked samples, 6 PGD steps) + 2 x 256 samples of 100 steps.
+DEFAULTS = dict(n_samples=32, steps=6, n_clean=64, threads=1)
 
 
 def generate(unet, alphas_cumprod: torch.Tensor, n: int, steps: int, generator: torch.Generator,
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows, records, store, config = [], {}, None, None
     for non_ema in (False, True):
         args.non_ema = non_ema
-        setup = load_setup(args, parser)
+        setup = setup_for(args, parser)
         setup.eot_ids = set()      # Table 3 has no BPDA-EOT column
         protocol = replay_protocol(setup, args)
         if store is None:

@@ -1,0 +1,41 @@
+import json
+
+import numpy as np
+
+from figures import fig1, fig3, fig4
+from test_table2 import tiny_digits  # noqa: F401
+
+TINY = ["--t-star", "3", "--quiet", "--batch-size", "8"]
+
+
+def test_fig1_smoke_and_ddim_is_one(tiny_digits, tmp_path):
+    out, png = tmp_path / "f1.json", tmp_path / "f1.png"
+    fig1.main(TINY + ["--n-samples", "2", "--k", "4", "--json", str(out), "--png", str(png)])
+    data = json.loads(out.read_text())
+    assert png.stat().st_size > 1000
+    ddim = data["results"]["DDIM RevPure"]["a"]
+    assert np.allclose(ddim["min_offdiag"], 1.0, atol=1e-12)            # deterministic: one direction
+    assert max(data["results"]["RevPure"]["a"]["max_offdiag"]) < 1.0     # noise changes the direction
+
+
+def test_fig3_smoke_and_from_json(tiny_digits, tmp_path):
+    out, png = tmp_path / "f3.json", tmp_path / "f3.png"
+    res = fig3.main(TINY + ["--n-samples", "4", "--steps", "1", "--keep-every", "1", "--json", str(out),
+                            "--png", str(png)])
+    assert png.stat().st_size > 1000
+    s = json.loads(out.read_text())["summary"]
+    assert s["DiffPure"]["steps_total"] == 6 and s["RevPure"]["steps_total"] == 3
+    assert abs(s["RevPure"]["cos_start"] - 1) < 1e-9
+    again = fig3.main(["--from-json", str(out), "--png", str(tmp_path / "g.png"), "--quiet"])
+    assert again["summary"] == res["summary"]
+
+
+def test_fig4_smoke(tiny_digits, tmp_path):
+    out, png = tmp_path / "f4.json", tmp_path / "f4.png"
+    fig4.main(TINY + ["--m", "20", "--purifiers", "revpure", "ddim", "--json", str(out), "--png", str(png)])
+    data = json.loads(out.read_text())
+    assert png.stat().st_size > 1000
+    for method in ("RevPure", "DDIM RevPure"):
+        r = data["results"][method]
+        assert sum(r["initial"]["hist"]) == 20 * 19 // 2
+        assert 1 <= r["purified"]["components_90"] <= 19
