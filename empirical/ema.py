@@ -22,7 +22,8 @@ from empirical.frechet import classifier_features, frechet_between
 from empirical.protocol import replay_source
 from empirical.purifiers import ddpm_step, timestep_grid
 from empirical.results import ResultStore
-from empirical.table2 import build_parser, setup_for, jsonable, parse, replay_protocol, row, run_specs, spec_key, write_outputs
+from empirical.table2 import (build_parser, jsonable, parse, replay_protocol, row, run_specs, setup_for,
+                             spec_key, write_outputs)
 
 PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
     {"purifier": "paper: DDPM (EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from empirical import attacks, report
 from empirical.purifiers import make_purifier
-from empirical.table2 import build_parser, setup_for, jsonable, parse, replay_protocol, spec_key, write_outputs
+from empirical.table2 import (build_parser, jsonable, parse, replay_protocol, setup_for, spec_key,
+                             write_outputs)
 from empirical.trajectories import adversarial_curves, bpda_fixed_noise
 
 PAPER_ROWS = [  # Table S3 (CIFAR-10), beside ours and labelled as the paper's

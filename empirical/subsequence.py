@@ -10,7 +10,8 @@ from pathlib import Path
 
 from empirical.results import ResultStore
 from empirical.sweep_tstar import FIG_DIR, plot_sweep, sweep_table
-from empirical.table2 import build_parser, setup_for, jsonable, parse, replay_protocol, row, run_specs, spec_key, write_outputs
+from empirical.table2 import (build_parser, jsonable, parse, replay_protocol, row, run_specs, setup_for,
+                             spec_key, write_outputs)
 
 S_STARS = (5, 10, 20, 50, 75, 150)
 PAPER = {  # Table S2 (CIFAR-10), printed beside ours and labelled as the paper's

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from empirical import report
 from empirical.results import ResultStore
-from empirical.table2 import build_parser, setup_for, jsonable, parse, replay_protocol, row, run_specs, spec_key, write_outputs
+from empirical.table2 import (build_parser, jsonable, parse, replay_protocol, row, run_specs, setup_for,
+                             spec_key, write_outputs)
 
 FIG_DIR = Path(__file__).resolve().parent.parent / "figures"
 T_STARS = (1, 50, 100, 150, 200)
