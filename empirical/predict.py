@@ -62,26 +62,34 @@ def noise_geometry(purified: torch.Tensor) -> NoiseGeometry:
 
 @torch.no_grad()
 def boundary_distance(classifier: torch.nn.Module, z: torch.Tensor, y: int, directions: torch.Tensor,
-                      s_max: float, iters: int = 20) -> torch.Tensor:
-    """Distance from an adversarial point z [C,H,W] back to class y along each unit direction [K, C,H,W].
+                      s_max: float, grid: int = 16, iters: int = 12) -> torch.Tensor:
+    """Distance from an adversarial point z [C,H,W] to the first point of class y along each direction.
 
-    Bisection on s in [0, s_max] for the first s where classifier(z + s u) == y; directions that
-    never reach class y within s_max return s_max (censored). No clipping to [0, 1]: the toy
-    model's noise is unbounded too.
+    The adversarial region need not be convex or star-shaped (far from the data the classifier
+    answers other wrong classes), so a scan over `grid` points of [0, s_max] finds the first
+    segment that reaches class y and bisection refines it. Directions that never reach class y
+    within s_max return s_max (censored). No clipping to [0, 1]: the toy model's noise is unbounded.
     """
     if directions.shape[1:] != z.shape:
         raise ValueError(f"directions {tuple(directions.shape)} do not match the point {tuple(z.shape)}")
     u = directions / directions.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * z.ndim)
-    lo = torch.zeros(u.shape[0], dtype=z.dtype, device=z.device)
-    hi = torch.full_like(lo, float(s_max))
     view = (-1,) + (1,) * z.ndim
-    back_at_max = classifier(z + hi.view(view) * u).argmax(dim=1) == y
+    is_y = lambda s: classifier(z + s.view(view) * u).argmax(dim=1) == y
+    k = u.shape[0]
+    hi = torch.full((k,), float(s_max), dtype=z.dtype, device=z.device)
+    found = torch.zeros(k, dtype=torch.bool, device=z.device)
+    for j in range(1, grid + 1):
+        s = torch.full_like(hi, s_max * j / grid)
+        hit = is_y(s) & ~found
+        hi = torch.where(hit, s, hi)
+        found |= hit
+    lo = (hi - s_max / grid).clamp_min(0)
     for _ in range(iters):
         mid = (lo + hi) / 2
-        back = classifier(z + mid.view(view) * u).argmax(dim=1) == y
-        hi = torch.where(back, mid, hi)
-        lo = torch.where(back, lo, mid)
-    return torch.where(back_at_max, hi, torch.full_like(hi, float(s_max)))
+        back = is_y(mid)
+        hi = torch.where(found & back, mid, hi)
+        lo = torch.where(found & ~back, mid, lo)
+    return torch.where(found, hi, torch.full_like(hi, float(s_max)))
 
 
 @dataclass

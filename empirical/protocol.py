@@ -32,7 +32,7 @@ class Protocol:
     noise_keys: str = "sample"  # "sample": per-sample keys; "batch": the paper's Seed(i, t)
     predict_samples: int = 8    # replay-successful samples per chunk measured for the toy prediction
     predict_draws: int = 16     # fresh purifications per measured sample
-    predict_dirs: int = 64      # random directions for r_eff
+    predict_dirs: int = 16      # random directions for r_eff (reference only)
     fresh_cells: bool = True    # also measure the cells without fixed noise (Table 1); False: replay only
 
     def __post_init__(self) -> None:

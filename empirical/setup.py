@@ -104,19 +104,19 @@ def _finish(args, dataset, data, device, eps, budget, specs, notes, n_clean=None
 def _digits_setup(args, parser, device) -> Setup:
     from empirical.checkpoints import digits_manifest, load_digits_classifier, load_digits_ddpm
     from empirical.data import load_digits
-    manifest = digits_manifest()
+    trained = digits_manifest()["classifiers"]
     data = load_digits("test")
-    eps = args.eps or manifest["default_eps"]
+    eps = args.eps or trained["default_eps"]
     names = args.purifiers or ["diffpure", "gaussian"]
-    specs, notes = [], [f"digits: default eps {manifest['default_eps']:.4f} is the smallest k/255 at which the "
+    specs, notes = [], [f"digits: default eps {trained['default_eps']:.4f} is the smallest k/255 at which the "
                         "undefended classifier falls below 10% under PGD (manifest)"]
     clf, diffusion = None, None
     for name in names:
         if name == "gaussian":
-            sigma = args.toy_sigma or manifest["toy_sigma"]
+            sigma = args.toy_sigma or trained["toy_sigma"]
             noisy = load_digits_classifier("noisy").to(device).eval()
-            specs.append(PurifierSpec(f"toy Gaussian sigma={sigma:.3f}", "x + N(0, sigma^2 I)",
-                                      make_purifier("gaussian", sigma=sigma), noisy, True, "-"))
+            toy = make_purifier("gaussian", sigma=sigma, clip=bool(trained.get("toy_noise_clipped", False)))
+            specs.append(PurifierSpec(f"toy Gaussian sigma={sigma:.3f}", "x + N(0, sigma^2 I)", toy, noisy, True, "-"))
             continue
         if clf is None:
             clf = load_digits_classifier("clean").to(device).eval()
@@ -151,17 +151,19 @@ def _real_setup(args, parser, device) -> Setup:
     preset = attacks.PRESETS[args.dataset]
     eps = args.eps or preset["eps"]
     if args.dataset == "cifar10":
-        diffusion = checkpoints.load_diffusers_ddpm(args.purifier_model)
-        clf = checkpoints.load_wideresnet(args.classifier)
         t_star, label, n_clean = 100, "DDPM (CIFAR-10)", None
         defaults = dict(n_samples=512, steps=10, eot=15, eot_samples=64)
     else:
-        diffusion = checkpoints.load_guided_diffusion(args.purifier_model)
-        clf = checkpoints.load_resnet50(args.classifier)
         t_star, label, n_clean = 150, "Guided (ImageNet)", 1000
         defaults = dict(n_samples=200, steps=10, eot=15, eot_samples=20)
     n_load = args.n_clean or n_clean or (None if args.full else args.n_samples or defaults["n_samples"])
-    data = load_dataset(args.dataset, args.data, n=n_load)
+    data = load_dataset(args.dataset, args.data, n=n_load)     # the cheapest check first
+    if args.dataset == "cifar10":
+        diffusion = checkpoints.load_diffusers_ddpm(args.purifier_model)
+        clf = checkpoints.load_wideresnet(args.classifier)
+    else:
+        diffusion = checkpoints.load_guided_diffusion(args.purifier_model)
+        clf = checkpoints.load_resnet50(args.classifier)
     diffusion = (diffusion[0].to(device), diffusion[1])
     clf = clf.to(device).eval()
     names = args.purifiers or ["diffpure"]

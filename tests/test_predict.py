@@ -52,3 +52,18 @@ def test_toy_prediction_is_theorem_1():
     assert p.p_perfect < p.p_eot
     with pytest.raises(ValueError, match="sigma > 0"):
         toy_prediction(1.0, 0.0, 3)
+
+
+class Shell(torch.nn.Module):
+    """Class 1 (the true class) only in the shell 1 <= ||x|| <= 2: adversarial inside and outside it."""
+
+    def forward(self, x):
+        r = x.flatten(1).norm(dim=1)
+        inside = (r >= 1) & (r <= 2)
+        return torch.stack([(~inside).float(), inside.float()], dim=1)
+
+
+def test_boundary_distance_finds_first_exit_of_a_non_convex_region():
+    g = torch.Generator().manual_seed(3)
+    dist = boundary_distance(Shell(), torch.zeros(1, 3, 3), 1, torch.randn(5, 1, 3, 3, generator=g), s_max=8.0)
+    assert torch.allclose(dist, torch.ones(5), atol=1e-5)
