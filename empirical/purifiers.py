@@ -201,6 +201,9 @@ class DiffusionPurifier:
     def _run(self, x: torch.Tensor, noise: NoiseSource | None, *, grad: bool, use_checkpoint: bool,
              keep_every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor], list[int]]:
         check_images(x)
+        expected = getattr(getattr(self.unet, "config", None), "in_channels", None)
+        if expected is not None and x.shape[1] != expected:
+            raise ValueError(f"x has {x.shape[1]} channels but the UNet takes {expected}")
         if self.t_star == 0:
             return x.clone(), [2.0 * x.detach() - 1.0] if keep_every else [], [0] if keep_every else []
         states, steps = [], []

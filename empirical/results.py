@@ -18,7 +18,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise FileNotFoundError(f"output folder {directory} does not exist")
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"output folder {directory} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise PermissionError(f"output folder {directory} is not writable ({err.strerror})") from err
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
