@@ -85,7 +85,13 @@ def _manifest_compat():
 def setup_for(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """setup.load_setup (data, models, budget) with the manifest workaround above."""
     with _manifest_compat():
-        return load_setup(args, parser)
+        setup = load_setup(args, parser)
+    if args.dataset == "digits":
+        from empirical.checkpoints import digits_manifest
+        files = digits_manifest().get("files", {})
+        setup.notes.append("weights sha256: " + ", ".join(f"{name} {files[name]['sha256'][:12]}" for name in sorted(files)
+                                                            if name.endswith(".safetensors")))
+    return setup
 
 
 def replay_protocol(setup, args) -> Protocol:
