@@ -2,7 +2,8 @@
 
 python -m empirical.train_digits               # everything (classifiers, eps curve, DDPM, samples)
 python -m empirical.train_digits --part classifiers
-python -m empirical.train_digits --part ddpm --steps 10000
+python -m empirical.train_digits --part ddpm --steps 6000
+python -m empirical.train_digits --part eval        # held-out loss, purification cost of the saved weights
 Writes safetensors weights, manifest.json (sha256, command, seed, timings, accuracies, toy sigma,
 default eps and its PGD curve), samples.png and eps_curve.png under --out (default empirical/weights).
 """
@@ -34,15 +35,21 @@ def _save_state(state: dict, path: Path) -> None:
     save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path))
 
 
-def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+def _lr_at(step: int, steps: int, lr: float, warmup: int, schedule: str = "constant") -> float:
     if step < warmup:
         return lr * (step + 1) / warmup
+    if schedule == "constant":
+        return lr
     return lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
 def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: int, ckpt_dir: Path,
-               ckpt_every: int = 500, resume: bool = True, warmup: int = 200) -> dict:
-    """Epsilon-prediction DDPM training (Ho et al. 2020, Alg. 1) with EMA; resumable, seeded."""
+               ckpt_every: int = 500, resume: bool = True, warmup: int = 200,
+               lr_schedule: str = "constant") -> dict:
+    """Epsilon-prediction DDPM training (Ho et al. 2020, Alg. 1) with EMA; resumable, seeded.
+    A constant learning rate (as Ho et al.) keeps the raw weights noisier than their EMA (Table 3)."""
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     x0_all = load_digits("train").x * 2.0 - 1.0
     sched = make_digits_scheduler()
     with torch.random.fork_rng():        # scoped: diffusers' init draws from the global RNG
@@ -57,8 +64,9 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
     ckpt = ckpt_dir / "ddpm_ckpt.pt"
     if resume and ckpt.exists():
         st = torch.load(ckpt, weights_only=False)
-        if st["steps"] != steps or st["seed"] != seed:
-            raise ValueError(f"{ckpt} is for steps={st['steps']} seed={st['seed']}; pass --no-resume")
+        if (st["steps"], st["seed"], st.get("lr_schedule")) != (steps, seed, lr_schedule):
+            raise ValueError(f"{ckpt} is for steps={st['steps']} seed={st['seed']} "
+                             f"lr_schedule={st.get('lr_schedule')}; pass --no-resume")
         model.load_state_dict(st["model"]), ema.load_state_dict(st["ema"]), opt.load_state_dict(st["opt"])
         gen.set_state(st["gen"])
         step, elapsed, losses = st["step"], st["elapsed"], st["losses"]
@@ -68,7 +76,7 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
     bar = tqdm(total=steps, initial=step, desc="ddpm", mininterval=5.0)
     while step < steps:
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, steps, lr, warmup)
+            g["lr"] = _lr_at(step, steps, lr, warmup, lr_schedule)
         idx = torch.randint(0, x0_all.shape[0], (batch_size,), generator=gen)
         t = torch.randint(0, sched.config.num_train_timesteps, (batch_size,), generator=gen)
         noise = torch.randn(batch_size, *x0_all.shape[1:], generator=gen)
@@ -90,7 +98,7 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
             print(f"step {step} loss {losses[-1][1]:.5f} elapsed {time.time() - t0:.0f}s", flush=True)
         if step % ckpt_every == 0 or step == steps:
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "gen": gen.get_state(), "step": step, "steps": steps, "seed": seed,
+                        "gen": gen.get_state(), "step": step, "steps": steps, "seed": seed, "lr_schedule": lr_schedule,
                         "elapsed": time.time() - t0, "losses": losses}, ckpt)
     bar.close()
     return {"model": model.eval(), "ema": ema.eval(), "train_seconds": time.time() - t0,
@@ -158,14 +166,14 @@ def update_manifest(out: Path, section: str, info: dict, files: list[str]) -> di
 
 def run_ddpm_part(args, out: Path, command: str) -> dict:
     res = train_ddpm(args.steps, args.batch_size, args.lr, args.ema_decay, args.seed, Path(args.ckpt_dir),
-                     ckpt_every=args.ckpt_every, resume=not args.no_resume)
+                     ckpt_every=args.ckpt_every, resume=not args.no_resume, lr_schedule=args.lr_schedule)
     _save_state(res["ema"].state_dict(), out / UNET_FILES["ema"])
     _save_state(res["model"].state_dict(), out / UNET_FILES["raw"])
     sample_stats = sample_grid({k: res[v] for k, v in (("EMA", "ema"), ("non-EMA", "model"))},
                                   out / "samples.png", seed=args.seed + 2, n=args.n_samples,
                                   sampler=sample_ddpm, classifier_dir=out)
     info = {"command": command, "seed": args.seed, "steps": args.steps, "batch_size": args.batch_size,
-            "lr": args.lr, "lr_schedule": "linear warmup 200 steps, cosine to 0", "ema_decay": args.ema_decay,
+            "lr": args.lr, "lr_schedule": f"linear warmup 200 steps, then {args.lr_schedule}", "ema_decay": args.ema_decay,
             "optimizer": "AdamW(weight_decay=0)", "threads": torch.get_num_threads(),
             "train_seconds": round(res["train_seconds"], 1), "final_loss": res["final_loss"],
             "loss_curve": res["losses"], "unet_config": DIGITS_UNET_CONFIG,
@@ -174,6 +182,37 @@ def run_ddpm_part(args, out: Path, command: str) -> dict:
             "files": UNET_FILES, "samples": sample_stats, "torch": torch.__version__}
     update_manifest(out, "ddpm", info, list(UNET_FILES.values()) + ["samples.png"])
     return info
+
+
+@torch.no_grad()
+def evaluate_ddpm(weights_dir: Path, seed: int, t_star: int = 100, n_purify: int = 64) -> dict:
+    """Held-out epsilon MSE of the EMA and raw weights at a few t (same noise for both), and the cost
+    and clean-CNN accuracy of a t*-step DiffPure-style purification (forward jump, DDPM reverse)."""
+    from empirical.checkpoints import load_digits_classifier, load_digits_ddpm
+
+    test = load_digits("test")
+    x0 = test.x * 2.0 - 1.0
+    clf = load_digits_classifier("clean", weights_dir)
+    result: dict = {"seed": seed, "threads": torch.get_num_threads(), "t_star": t_star, "n_purify": n_purify}
+    for name, ema in (("EMA", True), ("non-EMA", False)):
+        unet, sched = load_digits_ddpm(ema=ema, weights_dir=weights_dir)
+        gen = torch.Generator().manual_seed(seed)
+        mse = {}
+        for t in (10, 50, 100, 200, 500):
+            noise = torch.randn(x0.shape, generator=gen)
+            tt = torch.full((x0.shape[0],), t)
+            mse[t] = F.mse_loss(unet(sched.add_noise(x0, noise, tt), tt).sample, noise).item()
+        sched.set_timesteps(sched.config.num_train_timesteps)
+        start = time.time()
+        x = sched.add_noise(x0[:n_purify], torch.randn(x0[:n_purify].shape, generator=gen),
+                            torch.full((n_purify,), t_star - 1))
+        for t in sched.timesteps[-t_star:]:
+            x = sched.step(unet(x, t).sample, t, x, generator=gen).prev_sample
+        seconds = time.time() - start
+        acc = (clf(((x + 1) / 2).clamp(0, 1)).argmax(-1) == test.y[:n_purify]).float().mean().item()
+        result[name] = {"heldout_eps_mse": mse, "purify_seconds": round(seconds, 2),
+                        "clean_cnn_accuracy_after_purify": acc}
+    return result
 
 
 def train_classifier(sigma: float, epochs: int, seed: int, batch_size: int = 64, lr: float = 1e-3) -> DigitsCNN:
@@ -292,22 +331,26 @@ def run_classifier_part(args, out: Path, command: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["all", "classifiers", "ddpm"], default="all",
-                   help="what to train: classifiers (clean + noisy CNN, toy sigma, default eps), ddpm, or all")
+    p.add_argument("--part", choices=["all", "classifiers", "ddpm", "eval"], default="all",
+                   help="what to run: classifiers (clean + noisy CNN, toy sigma, default eps), ddpm, "
+                        "eval (held-out loss and t*=100 purification cost of the saved DDPM), or all three")
     p.add_argument("--out", default=str(WEIGHTS_DIR), help="folder for weights, manifest.json and PNGs")
     p.add_argument("--seed", type=int, default=0, help="seed of every generator used (init, batches, noise)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1 is fastest on a shared 2-core machine: 2 threads thrash under load)")
-    p.add_argument("--steps", type=int, default=10000, help="DDPM optimisation steps")
+    p.add_argument("--steps", type=int, default=6000, help="DDPM optimisation steps")
     p.add_argument("--batch-size", type=int, default=64, help="DDPM batch size")
     p.add_argument("--lr", type=float, default=1e-3, help="DDPM peak learning rate (AdamW)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="after a 200-step warmup: constant (Ho et al. 2020; raw weights stay noisier than EMA) "
+                        "or cosine decay to 0 (EMA and raw weights end up nearly equal)")
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the DDPM weights")
     p.add_argument("--ckpt-dir", default="runs/digits_ddpm", help="folder of the resumable DDPM checkpoint")
     p.add_argument("--ckpt-every", type=int, default=500, help="DDPM checkpoint period in steps")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing DDPM checkpoint")
     p.add_argument("--n-samples", type=int, default=64, help="samples per weight set in samples.png")
     p.add_argument("--clf-epochs", type=int, default=25, help="classifier training epochs")
-    p.add_argument("--sigmas", default="0.2,0.3,0.4,0.5,0.6",
+    p.add_argument("--sigmas", default="0.2,0.3,0.35,0.4,0.45,0.5",
                    help="toy-noise sigma grid for the noisy classifier (largest with >90%% noisy accuracy wins)")
     p.add_argument("--pgd-steps", type=int, default=30, help="PGD steps of the eps curve")
     p.add_argument("--eps-max", type=int, default=64, help="eps grid: k/255 for k = 2, 4, ..., eps-max (stops at the first eps with 0%% accuracy)")
@@ -326,6 +369,9 @@ def main(argv: list[str] | None = None) -> dict:
         run_classifier_part(args, out, command)
     if args.part in ("all", "ddpm"):
         run_ddpm_part(args, out, command)
+    if args.part in ("all", "eval"):
+        info = evaluate_ddpm(out, args.seed)
+        update_manifest(out, "ddpm_eval", {"command": command, **info}, [])
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     if args.json:
         Path(args.json).write_text(json.dumps(manifest, indent=1) + "\n")

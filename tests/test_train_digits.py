@@ -74,12 +74,13 @@ def test_ddpm_training_replays_and_resumes(tmp_path):
 def test_cli_end_to_end_tiny(tmp_path):
     out = tmp_path / "w"
     manifest = td.main(["--out", str(out), "--steps", "20", "--batch-size", "8", "--n-samples", "4",
-                        "--ckpt-dir", str(tmp_path / "ck"), "--clf-epochs", "2", "--sigmas", "0.05,0.1",
+                        "--ckpt-dir", str(tmp_path / "ck"), "--clf-epochs", "8", "--sigmas", "0.02,0.05",
                         "--pgd-steps", "5", "--json", str(tmp_path / "m.json")])
     assert json.loads((tmp_path / "m.json").read_text()) == manifest
     for name in ("digits_unet_ema.safetensors", "digits_cnn_noisy.safetensors", "samples.png", "eps_curve.png"):
         assert (out / name).exists() and name in manifest["files"]
-    assert manifest["ddpm"]["steps"] == 20 and manifest["classifiers"]["toy_sigma"] in (0.05, 0.1)
+    assert "purify_seconds" in manifest["ddpm_eval"]["EMA"]
+    assert manifest["ddpm"]["steps"] == 20 and manifest["classifiers"]["toy_sigma"] in (0.02, 0.05)
     from empirical.checkpoints import load_digits_ddpm
     unet, _ = load_digits_ddpm(weights_dir=out)
     assert unet(torch.zeros(1, 1, 16, 16), 3).sample.shape == (1, 1, 16, 16)
