@@ -71,3 +71,14 @@ def test_unexpected_json_is_reported_not_raised(tmp_path):
     (runs / "ema.json").write_text(json.dumps({"rows": []}))
     block = pc.build_block(runs)
     assert "ema: output not understood" in block
+
+
+def test_optional_larger_table2_run(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    big = _table2([68, 74, 44])
+    big["config"] = {"setup": {"n_samples": 128, "n_clean": 128}, "protocol": {"steps": 8}}
+    (runs / "table2_large.json").write_text(json.dumps(big))
+    block = pc.build_block(runs)
+    assert "Table 2 (larger run): bpda" in block and "--n-samples 128" in block
+    assert "table1: no run found" not in block and "table2_large: no run found" not in block
