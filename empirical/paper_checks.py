@@ -136,7 +136,8 @@ def sweep_rows(d: dict) -> list[str]:
     steps = []
     for t in sorted(bpda.get("RevPure", {})):
         if t >= 50 and all(t in bpda.get(m, {}) for m in ("DiffPure", "DDIM RevPure")):
-            steps += [compare(bpda["RevPure"][t], bpda["DiffPure"][t]), compare(bpda["DiffPure"][t], bpda["DDIM RevPure"][t])]
+            steps += [compare(bpda["RevPure"][t], bpda["DiffPure"][t]),
+                      compare(bpda["DiffPure"][t], bpda["DDIM RevPure"][t])]
     out.append(row("Fig. 2a: RevPure > DiffPure > DDIM in BPDA at every t* >= 50", cmd, f"steps {steps}",
                    order_status(steps) if steps else "not checkable here (no t* >= 50 in the run)"))
     return out
@@ -195,8 +196,8 @@ def ema_rows(d: dict) -> list[str]:
                    f"Fréchet distance in the digits classifier's feature space (not FID; no SE): generated "
                    f"{e['fd_generated']:.2f} vs {n['fd_generated']:.2f}, purified {e['fd_purified']:.2f} vs "
                    f"{n['fd_purified']:.2f}; train-vs-test floor {d.get('fd_floor_train_vs_test', float('nan')):.2f}",
-                   R if clear else (N + f" (EMA lower by < {100 * FD_GAP:.0f}%: no clear quality gap)" if all(g > 0 for g in gaps)
-                                    else N)))
+                   R if clear else (N + f" (EMA lower by < {100 * FD_GAP:.0f}%: no clear quality gap)"
+                                    if all(g > 0 for g in gaps) else N)))
     steps = [compare(_acc(e[k]), _acc(n[k])) for k in ("clean", "bpda")]
     out.append(row("Table 3: EMA >= non-EMA in clean and BPDA accuracy (81.92/74.20 vs 80.15/70.21)", cmd,
                    f"clean {fmt(_acc(e['clean']))} vs {fmt(_acc(n['clean']))}, BPDA {fmt(_acc(e['bpda']))} vs "
@@ -215,10 +216,12 @@ def ema_rows(d: dict) -> list[str]:
 def projection_rows(d: dict) -> list[str]:
     cmd, out = "python -m empirical.projection --json paper_runs/projection.json", []
     m = d["measured"]
-    proj = {k: (v["projection_mean"], v["projection_std"] / math.sqrt(max(len(v["end_projection"]), 1))) for k, v in m.items()}
+    proj = {k: (v["projection_mean"], v["projection_std"] / math.sqrt(max(len(v["end_projection"]), 1)))
+            for k, v in m.items()}
     steps = [compare(proj["DDIM RevPure"], proj["DiffPure"]), compare(proj["DiffPure"], proj["RevPure"])]
     out.append(row("Table S3: remaining adversarial projection DDIM > DiffPure > RevPure (0.2001 > 0.0972 > 0.0571)",
-                   cmd, ", ".join(f"{k} {v['projection_mean']:.3f}±{v['projection_std']:.3f} (std)" for k, v in m.items())
+                   cmd, ", ".join(f"{k} {v['projection_mean']:.3f}±{v['projection_std']:.3f} (std)"
+                                  for k, v in m.items())
                    + f"; steps {steps}", order_status(steps)))
     bpda = {k: 100 * sum(v["correct"]) / len(v["correct"]) for k, v in m.items()}
     pgd = {k: 100 * sum(v["pgd_l2"]) / len(v["pgd_l2"]) for k, v in m.items()}
@@ -226,7 +229,8 @@ def projection_rows(d: dict) -> list[str]:
     same = sorted(m, key=lambda k: pgd[k]) == sorted(m, key=lambda k: bpda[k])
     out.append(row("Table S3: higher projection <-> lower BPDA, and PGD-l2 on the bare classifier at eps = projection "
                    "ranks the models as BPDA does (61.75/78.50/26.49 vs 68.00/74.20/44.12)", cmd,
-                   "; ".join(f"{k}: eps={v['eps_l2']:.3f}, BPDA {bpda[k]:.0f}%, PGD-l2 {pgd[k]:.0f}%" for k, v in m.items())
+                   "; ".join(f"{k}: eps={v['eps_l2']:.3f}, BPDA {bpda[k]:.0f}%, PGD-l2 {pgd[k]:.0f}%"
+                             for k, v in m.items())
                    + " (rank comparison, no SE)", R if inv and same else (P if inv or same else N)))
     return out
 
@@ -241,7 +245,8 @@ def fig1_rows(d: dict) -> list[str]:
                    R if ok else N))
     b = {m: min(res[m]["b"]["min_offdiag"]) for m in res}
     bm = {m: sum(res[m]["b"]["mean_offdiag"]) / len(res[m]["b"]["mean_offdiag"]) for m in res}
-    status = R if all(b[m] > 0.99 for m in ddpm) else (P + " (mean > 0.99, min below)" if all(bm[m] > 0.99 for m in ddpm) else N)
+    status = R if all(b[m] > 0.99 for m in ddpm) else (
+        P + " (mean > 0.99, min below)" if all(bm[m] > 0.99 for m in ddpm) else N)
     out.append(row(f"Fig. 1b: different states in a small l2 ball (r={d['config']['radius']}), same noise -> "
                    "correlation > 0.99", cmd, ", ".join(f"{m} min {b[m]:.4f} / mean {bm[m]:.4f}" for m in res), status))
     return out
@@ -249,7 +254,8 @@ def fig1_rows(d: dict) -> list[str]:
 
 def fig3_rows(d: dict) -> list[str]:
     cmd, out, s = "python -m figures.fig3 --json paper_runs/fig3.json", [], d["summary"]
-    rise_fall = lambda v: v["l2_max"] > v["l2_start"] and v["l2_end"] < v["l2_max"] and 0 < v["l2_argmax"] < v["steps_total"]
+    rise_fall = lambda v: (v["l2_max"] > v["l2_start"] and v["l2_end"] < v["l2_max"]
+                           and 0 < v["l2_argmax"] < v["steps_total"])
     for m in ("DiffPure", "RevPure"):
         if m in s:
             v = s[m]
@@ -293,14 +299,17 @@ def fig4_rows(d: dict) -> list[str]:
 
 
 UNCHECKABLE = [
-    ("Tables 1, 2 ImageNet rows; Fig. 2c (sequence length on ImageNet)", "python -m empirical.table2 --dataset imagenet "
+    ("Tables 1, 2 ImageNet rows; Fig. 2c (sequence length on ImageNet)",
+     "python -m empirical.table2 --dataset imagenet "
      "--data DIR --purifier-model 256x256_diffusion_uncond.pt --classifier resnet50.pth",
      "not checkable here: no ImageNet images or guided-diffusion / ResNet-50 weights offline"),
-    ("All CIFAR-10 numbers as such (WRN-28-10, DDPM CIFAR-10, 8/255)", "python -m empirical.table2 --dataset cifar10 ...",
+    ("All CIFAR-10 numbers as such (WRN-28-10, DDPM CIFAR-10, 8/255)",
+     "python -m empirical.table2 --dataset cifar10 ...",
      "not checkable here: no CIFAR-10 data or weights offline; the rows above test each claim's direction on digits"),
     ("Table 3 FID values (3.212, 12.138)", "empirical.frechet.load_inception(PATH)",
      "not checkable here: no Inception weights offline (a classifier-space Fréchet distance stands in)"),
 ]
+
 
 def table2_large_rows(d: dict) -> list[str]:
     """The same Table 2 rules on a larger, non-default run (more samples, so smaller SE)."""
@@ -311,13 +320,15 @@ def table2_large_rows(d: dict) -> list[str]:
 
 
 OPTIONAL = ("table1", "table2_large")
-SECTIONS = [("table1", table1_rows), ("table2", table2_rows), ("table2_large", table2_large_rows), ("sweep_tstar", sweep_rows),
+SECTIONS = [("table1", table1_rows), ("table2", table2_rows), ("table2_large", table2_large_rows),
+            ("sweep_tstar", sweep_rows),
             ("subsequence", subsequence_rows), ("ema", ema_rows), ("projection", projection_rows),
             ("fig1", fig1_rows), ("fig3", fig3_rows), ("fig4", fig4_rows)]
 
 
 def build_block(folder: Path) -> str:
-    lines = [BEGIN, "", "## Empirical claims on the digits default (regenerate: `python -m empirical.paper_checks`)", "",
+    lines = [BEGIN, "",
+             "## Empirical claims on the digits default (regenerate: `python -m empirical.paper_checks`)", "",
              "Numbers are the committed runs in `paper_runs/` (CPU-sized digits defaults: few samples, so SEs are "
              "large). Statuses follow the rules in `empirical/paper_checks.py`: a > b is established when the "
              "difference exceeds 2 unpaired SE; an ordering is reproduced when every step is established, partly "
@@ -359,7 +370,8 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m empirical.paper_checks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=str(ROOT / "paper_runs"), help="folder of run JSONs (default paper_runs/)")
-    parser.add_argument("--output", default=str(ROOT / "paper_checks.md"), help="file to update (default paper_checks.md)")
+    parser.add_argument("--output", default=str(ROOT / "paper_checks.md"),
+                        help="file to update (default paper_checks.md)")
     parser.add_argument("--json", metavar="PATH", help="also write the generated block as JSON {'block': ...}")
     args = parser.parse_args(argv)
     folder, out = Path(args.runs), Path(args.output)
