@@ -3,7 +3,6 @@ import json
 import torch
 
 from empirical import ema
-from empirical.frechet import classifier_features, frechet_between
 from test_table2 import TINY, tiny_digits  # noqa: F401
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from empirical import trajectories as tr
 from empirical.noise import SampleReplayNoise
