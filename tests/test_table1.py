@@ -110,3 +110,18 @@ def test_two_process_gloo_sharding_matches_one_process(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     a, b = json.loads(single.read_text()), json.loads(sharded.read_text())
     assert a["records"] == b["records"] and a["rows"] == b["rows"]
+
+
+def test_same_rows_for_any_thread_count_and_chunking(tmp_path):
+    import torch
+    threads = torch.get_num_threads()
+    base = ["--purifiers", "diffpure", "--t-star", "2", "--n-samples", "4", "--steps", "1", "--eot", "2",
+            "--eot-samples", "2", "--fresh-evals", "2", "--no-predict", "--quiet", "--unet-batch", "2"]
+    try:
+        one = table1.main(base + ["--batch-size", "4", "--threads", "1"])
+        two = table1.main(base + ["--batch-size", "4", "--threads", "2"])
+        small = table1.main(base + ["--batch-size", "2", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert one["records"] == two["records"]
+    assert one["rows"] == small["rows"]       # per-sample keys + fixed UNet micro-batches
