@@ -6,7 +6,8 @@ above it are left untouched. Every status comes from a stated rule, never by han
   are used for every purifier); "reversed" when a - b < -2 SE; otherwise "within SE".
   Orderings: reproduced if every step is established, not reproduced if any step is reversed or has the
   wrong sign, partly if all signs agree but some step is within SE. Fréchet distances have no SE: a
-  quality gap counts when the non-EMA distance exceeds the EMA one by more than FD_GAP (10%).
+  quality gap (generated samples, the analogue of FID) counts when the non-EMA distance exceeds the EMA
+  one by more than FD_GAP (10%).
 """
 from __future__ import annotations
 
@@ -191,13 +192,13 @@ def ema_rows(d: dict) -> list[str]:
     rows = {r["model"]: r for r in d["rows"]}
     e, n = rows["EMA"], rows["non-EMA"]
     gaps = [n[k] / max(e[k], 1e-12) - 1 for k in ("fd_generated", "fd_purified")]
-    clear = all(g > FD_GAP for g in gaps)
+    clear = gaps[0] > FD_GAP          # generated samples are the analogue of the paper's FID; purified is extra
     out.append(row("Table 3: EMA weights generate better samples (FID 3.212 vs 12.138)", cmd,
                    f"Fréchet distance in the digits classifier's feature space (not FID; no SE): generated "
                    f"{e['fd_generated']:.2f} vs {n['fd_generated']:.2f}, purified {e['fd_purified']:.2f} vs "
                    f"{n['fd_purified']:.2f}; train-vs-test floor {d.get('fd_floor_train_vs_test', float('nan')):.2f}",
                    R if clear else (N + f" (EMA lower by < {100 * FD_GAP:.0f}%: no clear quality gap)"
-                                    if all(g > 0 for g in gaps) else N)))
+                                    if gaps[0] > 0 else N)))
     steps = [compare(_acc(e[k]), _acc(n[k])) for k in ("clean", "bpda")]
     out.append(row("Table 3: EMA >= non-EMA in clean and BPDA accuracy (81.92/74.20 vs 80.15/70.21)", cmd,
                    f"clean {fmt(_acc(e['clean']))} vs {fmt(_acc(n['clean']))}, BPDA {fmt(_acc(e['bpda']))} vs "
