@@ -7,7 +7,8 @@ above it are left untouched. Every status comes from a stated rule, never by han
   Orderings: reproduced if every step is established, not reproduced if any step is reversed or has the
   wrong sign, partly if all signs agree but some step is within SE. Fréchet distances have no SE: a
   quality gap (generated samples, the analogue of FID) counts when the non-EMA distance exceeds the EMA
-  one by more than FD_GAP (10%).
+  one by more than FD_GAP (10%). Rank claims (no SE) use concordance over the pairs of models tied in
+  neither quantity: reproduced if all agree, partly if some disagree, not reproduced if none agree.
 """
 from __future__ import annotations
 
@@ -53,6 +54,19 @@ def order_status(steps: list[str]) -> str:
     if "=" in steps:
         return N + " (no measurable difference)"
     return P + " (order as claimed, some steps within 2 SE)"
+
+
+def concordance(x: dict, y: dict, sign: int = 1) -> str:
+    """Rank agreement of two model -> value maps over pairs with no tie in either (sign -1: inverse)."""
+    keys, agree, disagree = list(x), 0, 0
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            dx, dy = x[a] - x[b], y[a] - y[b]
+            if dx and dy:
+                agree, disagree = agree + (dx * dy * sign > 0), disagree + (dx * dy * sign < 0)
+    if agree and not disagree:
+        return R
+    return N if not agree else P + f" ({agree} pairs agree, {disagree} disagree)"
 
 
 def fmt(cell) -> str:
@@ -226,13 +240,14 @@ def projection_rows(d: dict) -> list[str]:
                    + f"; steps {steps}", order_status(steps)))
     bpda = {k: 100 * sum(v["correct"]) / len(v["correct"]) for k, v in m.items()}
     pgd = {k: 100 * sum(v["pgd_l2"]) / len(v["pgd_l2"]) for k, v in m.items()}
-    inv = sorted(m, key=lambda k: -proj[k][0]) == sorted(m, key=lambda k: bpda[k])
-    same = sorted(m, key=lambda k: pgd[k]) == sorted(m, key=lambda k: bpda[k])
+    inv = concordance({k: proj[k][0] for k in m}, bpda, sign=-1)
+    same = concordance(pgd, bpda)
     out.append(row("Table S3: higher projection <-> lower BPDA, and PGD-l2 on the bare classifier at eps = projection "
                    "ranks the models as BPDA does (61.75/78.50/26.49 vs 68.00/74.20/44.12)", cmd,
                    "; ".join(f"{k}: eps={v['eps_l2']:.3f}, BPDA {bpda[k]:.0f}%, PGD-l2 {pgd[k]:.0f}%"
                              for k, v in m.items())
-                   + " (rank comparison, no SE)", R if inv and same else (P if inv or same else N)))
+                   + f" (ranks over untied pairs, no SE: projection vs BPDA {inv}; PGD-l2 vs BPDA {same})",
+                   R if inv == R and same == R else (N if inv == N and same == N else P)))
     return out
 
 
@@ -276,10 +291,10 @@ def fig3_rows(d: dict) -> list[str]:
     out.append(row("Fig. 3b: the reverse process removes the adversarial direction (cosine falls from 1 towards 0)",
                    cmd, ", ".join(f"{m} cos {v['cos_start']:.2f}->{v['cos_end']:.2f}" for m, v in s.items()),
                    R if all(small) else (P + " (falls, but some end cosine >= 0.3)" if all(fell) else N)))
-    inv = sorted(s, key=lambda m: -s[m]["inner_end"]) == sorted(s, key=lambda m: s[m]["bpda"])
+    inv = concordance({m: v["inner_end"] for m, v in s.items()}, {m: v["bpda"] for m, v in s.items()}, sign=-1)
     out.append(row("Fig. 3c: the remaining projection (inner product), not the l2 distance, ranks the models' "
                    "robustness", cmd, ", ".join(f"{m} inner end {v['inner_end']:.3f}, BPDA {v['bpda']:.0f}%"
-                                                for m, v in s.items()) + " (rank comparison)", R if inv else N))
+                                                for m, v in s.items()) + " (ranks over untied pairs)", inv))
     return out
 
 

@@ -82,3 +82,9 @@ def test_optional_larger_table2_run(tmp_path):
     block = pc.build_block(runs)
     assert "Table 2 (larger run): bpda" in block and "--n-samples 128" in block
     assert "table1: no run found" not in block and "table2_large: no run found" not in block
+
+
+def test_concordance_skips_ties():
+    assert pc.concordance({"a": 1, "b": 2, "c": 3}, {"a": 30, "b": 20, "c": 20}, sign=-1) == pc.R
+    assert pc.concordance({"a": 1, "b": 2}, {"a": 1, "b": 2}, sign=-1) == pc.N
+    assert pc.concordance({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 3, "c": 2}).startswith(pc.P)
