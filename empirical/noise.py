@@ -59,6 +59,20 @@ def sample_seed(run_seed: int, sample_id: int, phase: str, t: int) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0])
 
 
+def _rows_from_seeds(gen: torch.Generator, seeds: list[int], phase: str, t: int, shape: Sequence[int],
+                     device: Any, dtype: torch.dtype) -> torch.Tensor:
+    """One row of noise per seed (row j from a generator seeded with seeds[j]): batch-invariant by design."""
+    _check(phase, t, shape)
+    if shape[0] != len(seeds):
+        raise ValueError(f"source holds {len(seeds)} sample ids, asked for {shape[0]} rows")
+    row_shape, ddt = tuple(shape[1:]), _draw_dtype(dtype)
+    out = torch.empty((shape[0], *row_shape), dtype=ddt)
+    for j, seed in enumerate(seeds):
+        gen.manual_seed(seed)
+        torch.randn(row_shape, generator=gen, dtype=ddt, out=out[j])
+    return out.to(device=device, dtype=dtype)
+
+
 class FreshNoise:
     """New noise on every call, from a generator the caller owns (the standard, non-replayed protocol)."""
 
@@ -154,14 +168,8 @@ class SampleReplayNoise:
 
     def draw(self, phase: str, t: int, shape: Sequence[int], device: Any, dtype: torch.dtype) -> torch.Tensor:
         _check(phase, t, shape)
-        if shape[0] != len(self.sample_ids):
-            raise ValueError(f"source holds {len(self.sample_ids)} sample ids, asked for {shape[0]} rows")
-        row_shape, ddt = tuple(shape[1:]), _draw_dtype(dtype)
-        out = torch.empty((shape[0], *row_shape), dtype=ddt)
-        for j, sid in enumerate(self.sample_ids):
-            self._gen.manual_seed(sample_seed(self.run_seed, sid, phase, int(t)))
-            torch.randn(row_shape, generator=self._gen, dtype=ddt, out=out[j])
-        return out.to(device=device, dtype=dtype)
+        seeds = [sample_seed(self.run_seed, sid, phase, int(t)) for sid in self.sample_ids]
+        return _rows_from_seeds(self._gen, seeds, phase, t, shape, device, dtype)
 
     def subset(self, index: torch.Tensor) -> "SampleReplayNoise":
         idx = torch.as_tensor(index, dtype=torch.long).flatten().tolist()
@@ -199,18 +207,13 @@ class SampleFreshNoise:
 
     def draw(self, phase: str, t: int, shape: Sequence[int], device: Any, dtype: torch.dtype) -> torch.Tensor:
         _check(phase, t, shape)
-        if shape[0] != len(self.sample_ids):
-            raise ValueError(f"source holds {len(self.sample_ids)} sample ids, asked for {shape[0]} rows")
-        row_shape, ddt = tuple(shape[1:]), _draw_dtype(dtype)
-        out = torch.empty((shape[0], *row_shape), dtype=ddt)
-        for j, sid in enumerate(self.sample_ids):
+        seeds = []
+        for sid in self.sample_ids:
             key = (sid, phase, int(t))
             k = self._counters.get(key, 0)
             self._counters[key] = k + 1
-            base = sample_seed(self.run_seed, sid, phase, int(t))
-            self._gen.manual_seed(_splitmix64(base ^ _splitmix64(k + 1)))
-            torch.randn(row_shape, generator=self._gen, dtype=ddt, out=out[j])
-        return out.to(device=device, dtype=dtype)
+            seeds.append(_splitmix64(sample_seed(self.run_seed, sid, phase, int(t)) ^ _splitmix64(k + 1)))
+        return _rows_from_seeds(self._gen, seeds, phase, t, shape, device, dtype)
 
     def subset(self, index: torch.Tensor) -> "SampleFreshNoise":
         idx = torch.as_tensor(index, dtype=torch.long).flatten().tolist()

@@ -48,9 +48,10 @@ def cnn_classifier() -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny models run fastest on one thread on a shared 2-core machine; restored afterwards."""
+    """Every test runs torch on one thread (tiny models are fastest so, and a shared 2-core machine is
+    not oversubscribed); tests that need another count set it themselves. Restored afterwards."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

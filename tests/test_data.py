@@ -8,13 +8,6 @@ import torch
 from empirical.data import load_cifar10, load_dataset, load_digits, load_imagenet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models: one thread avoids oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_digits_split_is_fixed_disjoint_and_stratified():

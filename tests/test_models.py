@@ -10,13 +10,6 @@ from empirical.models.resnet import IMAGENET_MEAN, IMAGENET_STD, ResNet, resnet5
 from empirical.models.wideresnet import WideResNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models: one thread avoids oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 TINY_GUIDED = {"image_size": 16, "num_channels": 32, "num_res_blocks": 1, "channel_mult": "1,2",
                "learn_sigma": True, "class_cond": False, "attention_resolutions": "8", "num_heads": 1,

@@ -8,15 +8,6 @@ from torch import nn
 from empirical import train_digits as td
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training is tiny here; one thread avoids oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _linear_case(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(256, generator=g) * 0.05
