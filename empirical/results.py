@@ -23,6 +23,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except OSError as err:
         raise PermissionError(f"output folder {directory} is not writable ({err.strerror})") from err
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()

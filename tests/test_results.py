@@ -48,3 +48,11 @@ def test_failed_serialisation_keeps_old_file(tmp_path):
         atomic_write_json(path, {"v": object()})
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+    atomic_write_json(tmp_path / "a.json", {"v": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
