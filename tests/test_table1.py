@@ -70,7 +70,6 @@ def _run(args, **kw):
                           capture_output=True, text=True, **kw)
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_gives_identical_results(tmp_path):
     args = TINY + ["--n-samples", "12", "--no-predict"]
     reference = tmp_path / "ref.json"
@@ -99,7 +98,6 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path):
     assert other.returncode != 0 and "another configuration" in other.stderr
 
 
-@pytest.mark.slow
 def test_two_process_gloo_sharding_matches_one_process(tmp_path):
     args = TINY + ["--no-predict"]
     single, sharded = tmp_path / "one.json", tmp_path / "two.json"
