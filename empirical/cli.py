@@ -22,7 +22,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--classifier", metavar="PATH",
                    help="classifier state dict: WideResNet-28-10 (RobustBench keys) or ResNet-50 (torchvision keys)")
     g.add_argument("--non-ema", action="store_true", help="use the digits DDPM's non-EMA weights")
-    g.add_argument("--purifiers", nargs="+", metavar="NAME",
+    g.add_argument("--purifiers", "--purifier", nargs="+", metavar="NAME",
                    help=f"purifiers to evaluate, from {', '.join(PURIFIERS)}; gaussian is the toy purifier "
                         "P(x) = x + N(0, sigma^2 I) (on digits before a classifier trained with that noise)")
     g.add_argument("--t-star", type=int, help="diffusion steps t* (default: the table's, e.g. 100 on CIFAR-10)")

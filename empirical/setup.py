@@ -79,7 +79,8 @@ def load_setup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Set
 def _budget(args, n_total: int, defaults: dict, preset: dict) -> dict:
     if args.full:
         n = args.n_samples or n_total
-        budget = dict(n_samples=n, steps=preset.get("steps", 40), eot=15, eot_samples=max(1, n // 10))
+        steps = preset.get("steps", attacks.PRESETS["cifar10"]["steps"])   # the paper gives none: DiffPure's
+        budget = dict(n_samples=n, steps=steps, eot=15, eot_samples=max(1, n // 10))
     else:
         budget = dict(defaults)
         budget["n_samples"] = args.n_samples or budget["n_samples"]
