@@ -23,6 +23,11 @@ class PurifierSpec:
     stochastic: bool
     t_star_text: str
 
+    @property
+    def key(self) -> str:
+        """Unique per purifier cell (the model label alone repeats across DiffPure / RevPure / DDIM)."""
+        return f"{self.label}|{self.method}|t*={self.t_star_text}"
+
 
 @dataclass
 class Setup:
@@ -105,12 +110,16 @@ def _finish(args, dataset, data, device, eps, budget, specs, notes, n_clean=None
 def _digits_setup(args, parser, device) -> Setup:
     from empirical.checkpoints import digits_manifest, load_digits_classifier, load_digits_ddpm
     from empirical.data import load_digits
-    trained = digits_manifest()["classifiers"]
+    manifest = digits_manifest()
+    trained = manifest["classifiers"]
     data = load_digits("test")
     eps = args.eps or trained["default_eps"]
     names = args.purifiers or ["diffpure", "gaussian"]
     specs, notes = [], [f"digits: default eps {trained['default_eps']:.4f} is the smallest k/255 at which the "
-                        "undefended classifier falls below 10% under PGD (manifest)"]
+                        "undefended classifier falls below 10% under PGD (manifest)",
+                        "weights sha256: " + ", ".join(f"{name} {info['sha256'][:12]}" for name, info
+                                                       in sorted(manifest.get("files", {}).items())
+                                                       if name.endswith(".safetensors"))]
     clf, diffusion = None, None
     for name in names:
         if name == "gaussian":

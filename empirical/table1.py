@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not world.is_main:
         return {}
     n_chunks = len(setup.chunks(args.batch_size))
-    records = {spec.label: [merged[f"{spec.label}/{i}"] for i in range(n_chunks)] for spec in setup.purifiers}
+    records = {spec.key: [merged[f"{spec.key}/{i}"] for i in range(n_chunks)] for spec in setup.purifiers}
     rows, predictions = build_rows(setup, records)
     elapsed = time.perf_counter() - start
     text = report.format_table(rows + PAPER_ROWS, COLUMNS)
@@ -88,9 +88,10 @@ def run_all(setup, protocol: Protocol, store: ResultStore, args, world) -> dict[
     chunks = setup.chunks(args.batch_size)
     for spec in setup.purifiers:
         mine = [(i, c) for i, c in enumerate(chunks) if world.owns(i)]
-        bar = tqdm(mine, desc=spec.label, disable=args.quiet or not world.is_main, file=sys.stdout)
+        bar = tqdm(mine, desc=f"{spec.label} {spec.method}", disable=args.quiet or not world.is_main,
+                   file=sys.stdout)
         for index, (ids, attack) in bar:
-            key = f"{spec.label}/{index}"
+            key = f"{spec.key}/{index}"
             if not store.has(key):
                 x, y = setup.batch(ids)
                 eot_mask = torch.tensor([int(i) in setup.eot_ids for i in ids], dtype=torch.bool)
@@ -104,12 +105,12 @@ def build_rows(setup, records: dict[str, list[dict]]) -> tuple[list[dict], dict]
     """Table rows (Accuracy cells) and the toy-prediction summary per purifier."""
     rows, predictions = [], {}
     for spec in setup.purifiers:
-        recs = records[spec.label]
+        recs = records[spec.key]
         acc = lambda key: report.accuracy(report.concat(recs, key))
         base = {"purifier": spec.label, "method": spec.method, "t_star": spec.t_star_text}
         if spec.stochastic:
             pred = summarise_prediction(recs)
-            predictions[spec.label] = pred
+            predictions[spec.key] = pred
             rows.append({**base, "fix": "no", "clean": acc("clean_fresh"), "bpda": acc("bpda_fresh"),
                          "eot": acc("eot_fresh"), "transfer": acc("bpda_replay_tested_fresh"),
                          "toy_perfect": pred.get("pred_perfect_text"), "toy_eot": pred.get("pred_eot_text")})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import contextmanager
 
 import torch
 from tqdm import tqdm
@@ -61,37 +60,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None, defaults: dic
     return args
 
 
-@contextmanager
-def _manifest_compat():
-    """Workaround: setup.py reads manifest["default_eps"] / ["toy_sigma"], which train_digits writes under
-    "classifiers"; lift them to the top level for the duration of load_setup when they are missing."""
-    from empirical import checkpoints
-    original = checkpoints.digits_manifest
-
-    def lifted(weights_dir=None):
-        m = dict(original(weights_dir))
-        for key in ("default_eps", "toy_sigma"):
-            if key not in m and key in m.get("classifiers", {}):
-                m[key] = m["classifiers"][key]
-        return m
-
-    checkpoints.digits_manifest = lifted
-    try:
-        yield
-    finally:
-        checkpoints.digits_manifest = original
-
-
 def setup_for(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """setup.load_setup (data, models, budget) with the manifest workaround above."""
-    with _manifest_compat():
-        setup = load_setup(args, parser)
-    if args.dataset == "digits":
-        from empirical.checkpoints import digits_manifest
-        files = digits_manifest().get("files", {})
-        setup.notes.append("weights sha256: " + ", ".join(f"{name} {files[name]['sha256'][:12]}" for name in sorted(files)
-                                                            if name.endswith(".safetensors")))
-    return setup
+    """setup.load_setup: data, models and attack budget (its notes carry the digits weights' hashes)."""
+    return load_setup(args, parser)
 
 
 def replay_protocol(setup, args) -> Protocol:
@@ -102,7 +73,7 @@ def replay_protocol(setup, args) -> Protocol:
 
 def spec_key(spec) -> str:
     """A unique name for a purifier cell (Setup labels alone repeat across DiffPure/RevPure/DDIM)."""
-    return f"{spec.label}|{spec.method}|t*={spec.t_star_text}"
+    return spec.key
 
 
 def run_specs(setup, protocol: Protocol, store: ResultStore, args, prefix: str = "") -> dict[str, list[dict]]:

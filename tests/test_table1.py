@@ -123,3 +123,13 @@ def test_same_rows_for_any_thread_count_and_chunking(tmp_path):
         torch.set_num_threads(threads)
     assert one["records"] == two["records"]
     assert one["rows"] == small["rows"]       # per-sample keys + fixed UNet micro-batches
+
+
+def test_several_diffusion_purifiers_keep_separate_cells():
+    out = table1.main(["--purifiers", "diffpure", "revpure", "ddim", "--t-star", "2", "--n-samples", "2",
+                       "--steps", "1", "--eot", "1", "--eot-samples", "1", "--fresh-evals", "1", "--no-predict",
+                       "--quiet"])
+    assert [(r["method"], r["fix"]) for r in out["rows"]] == [
+        ("DiffPure", "no"), ("DiffPure", "yes"), ("RevPure", "no"), ("RevPure", "yes"),
+        ("DDIM RevPure", "n/a (deterministic)")]
+    assert len(out["records"]) == 3
