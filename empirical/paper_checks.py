@@ -369,7 +369,7 @@ def build_block(folder: Path) -> str:
             t = json.loads(path.read_text()).get("elapsed_s")
             if t is not None:
                 elapsed.append(f"{name} {t:.0f} s")
-    lines += ["", "Wall times of the runs (2-core machine, one thread): " + ", ".join(elapsed) + ".", "", END]
+    lines += ["", "Wall times of the runs (2-core CPU machine; table1 with 2 torch threads on a quiet machine, the others with one thread beside other jobs): " + ", ".join(elapsed) + ".", "", END]
     return "\n".join(lines)
 
 
