@@ -9,7 +9,7 @@ for the z of the step x_n -> x_{n'} (none on the last step, as in diffusers).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np

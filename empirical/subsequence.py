@@ -8,10 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from empirical.results import ResultStore
-from empirical.sweep_tstar import FIG_DIR, plot_sweep, sweep_table
-from empirical.table2 import (build_parser, jsonable, parse, replay_protocol, row, run_specs, setup_for,
-                             spec_key, write_outputs)
+from empirical.sweep_tstar import FIG_DIR, plot_sweep, sweep_cells, sweep_table
+from empirical.table2 import build_parser, jsonable, parse, write_outputs
 
 S_STARS = (5, 10, 20, 50, 75, 150)
 PAPER = {  # Table S2 (CIFAR-10), printed beside ours and labelled as the paper's
@@ -34,23 +32,10 @@ def main(argv: list[str] | None = None) -> dict:
     if bad:
         parser.error(f"--s-stars must lie in [1, t*={args.t_star}], got {bad}")
     start = time.perf_counter()
-    rows, records, store, config = [], {}, None, None
-    for s in args.s_stars:
-        args.s_star = s
-        setup = setup_for(args, parser)
-        setup.eot_ids = set()      # Table S2 has no BPDA-EOT column
-        protocol = replay_protocol(setup, args)
-        if store is None:
-            print(setup.describe(protocol) + f"\nSubsequences s* = {args.s_stars} of t* = {args.t_star} "
-                  "(linear spacing); fixed noise only.", flush=True)
-            config = {"table": "S2", "dataset": args.dataset, "protocol": protocol.to_dict(), "t_star": args.t_star,
-                      "s_stars": args.s_stars, "setup": setup.config(), "batch_size": args.batch_size}
-            store = ResultStore.open(args.results, config, resume=args.resume)
-        recs = run_specs(setup, protocol, store, args, prefix=f"s{s}:")
-        for spec in setup.purifiers:
-            name = f"s{s}:" + spec_key(spec)
-            records[name] = recs[name]
-            rows.append(row(spec, recs[name], s=s))
+    rows, records, config = sweep_cells(args, parser, "s_star", "s", args.s_stars, "S2",
+                                        f"\nSubsequences s* = {args.s_stars} of t* = {args.t_star} "
+                                        "(linear spacing); fixed noise only.",
+                                        {"t_star": args.t_star, "s_stars": args.s_stars})
     elapsed = time.perf_counter() - start
     print("\n" + sweep_table(rows, args.s_stars, "s", {**PAPER, "values": list(S_STARS)}, "s*"))
     print(f"Accuracies in %: mean±SE. Paper rows: CIFAR-10 at t* = 150. Wall time {elapsed:.0f} s.")

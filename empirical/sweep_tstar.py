@@ -25,6 +25,28 @@ PAPER = {  # Table S1 (CIFAR-10), printed beside ours and labelled as the paper'
 DEFAULTS = dict(n_samples=16, steps=4, n_clean=32, threads=1)
 
 
+def sweep_cells(args, parser, attr: str, tag: str, values: list[int], table: str, header: str,
+                extra_config: dict) -> tuple[list[dict], dict, dict]:
+    """Fixed-noise clean/BPDA cells once per value of args.<attr> (t* or s*), in one results store."""
+    rows, records, store, config = [], {}, None, None
+    for value in values:
+        setattr(args, attr, value)
+        setup = setup_for(args, parser)
+        setup.eot_ids = set()      # Tables S1 and S2 have no BPDA-EOT column
+        protocol = replay_protocol(setup, args)
+        if store is None:
+            print(setup.describe(protocol) + header, flush=True)
+            config = {"table": table, "dataset": args.dataset, "protocol": protocol.to_dict(), **extra_config,
+                      "setup": setup.config(), "batch_size": args.batch_size}
+            store = ResultStore.open(args.results, config, resume=args.resume)
+        recs = run_specs(setup, protocol, store, args, prefix=f"{tag}{value}:")
+        for spec in setup.purifiers:
+            name = f"{tag}{value}:" + spec_key(spec)
+            records[name] = recs[name]
+            rows.append(row(spec, recs[name], **{tag: value}))
+    return rows, records, config
+
+
 def sweep_table(rows: list[dict], values: list[int], key: str, paper: dict, label: str) -> str:
     """Metric x purifier rows, one column per t* (or s*), ours beside the paper's (CIFAR-10) rows."""
     cols = [("metric", "Metric"), ("method", "Model")] + [(str(v), f"{label}={v}") for v in values]
@@ -77,22 +99,9 @@ def main(argv: list[str] | None = None) -> dict:
     if any(not 0 <= t <= 1000 for t in args.t_stars):
         parser.error(f"--t-stars must lie in [0, 1000], got {args.t_stars}")
     start = time.perf_counter()
-    rows, records, store, config = [], {}, None, None
-    for t in args.t_stars:
-        args.t_star = t
-        setup = setup_for(args, parser)
-        setup.eot_ids = set()      # Table S1 has no BPDA-EOT column
-        protocol = replay_protocol(setup, args)
-        if store is None:
-            print(setup.describe(protocol) + f"\nSweep over t* = {args.t_stars}; fixed noise only.", flush=True)
-            config = {"table": "S1", "dataset": args.dataset, "protocol": protocol.to_dict(),
-                      "t_stars": args.t_stars, "setup": setup.config(), "batch_size": args.batch_size}
-            store = ResultStore.open(args.results, config, resume=args.resume)
-        recs = run_specs(setup, protocol, store, args, prefix=f"t{t}:")
-        for spec in setup.purifiers:
-            name = f"t{t}:" + spec_key(spec)
-            records[name] = recs[name]
-            rows.append(row(spec, recs[name], t=t))
+    rows, records, config = sweep_cells(args, parser, "t_star", "t", args.t_stars, "S1",
+                                        f"\nSweep over t* = {args.t_stars}; fixed noise only.",
+                                        {"t_stars": args.t_stars})
     elapsed = time.perf_counter() - start
     print("\n" + sweep_table(rows, args.t_stars, "t", {**PAPER, "values": list(T_STARS)}, "t*"))
     print(f"Accuracies in %: mean±SE. Paper rows: CIFAR-10, 10% of the test set. Wall time {elapsed:.0f} s.")

@@ -6,7 +6,6 @@ protocol; `--dataset cifar10|imagenet` the paper's setting from local files (pap
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 

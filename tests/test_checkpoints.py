@@ -1,6 +1,5 @@
 """Checkpoint loaders: committed digits weights (hashes, replayed accuracies), corrupt/missing files,
 local diffusers folders, RobustBench WRN and torchvision ResNet-50 state dicts."""
-import json
 import shutil
 
 import pytest

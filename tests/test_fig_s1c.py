@@ -1,6 +1,5 @@
 """figures.fig_s1c writes both PNGs; its data shows the critical point (n, 1/2) and MC near exact."""
 import json
-import math
 
 import pytest
 

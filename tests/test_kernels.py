@@ -1,5 +1,4 @@
 """Numba samplers: distributions (KS tests against scipy), chunking and thread-count invariance."""
-import hashlib
 import math
 import os
 import subprocess

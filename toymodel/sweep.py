@@ -12,7 +12,6 @@ import math
 import sys
 import time
 
-import numpy as np
 from tqdm import tqdm
 
 from toymodel import simulate, theory
