@@ -46,7 +46,7 @@ def run(setup, k: int, radius: float, seed: int, quiet: bool) -> dict:
 
 def plot(results: dict, path: Path, k: int, radius: float, t_star) -> None:
     methods = list(results)
-    fig, axes = plt.subplots(2, len(methods), figsize=(3.2 * len(methods), 6.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(methods), figsize=(3.9 * len(methods), 6.4), squeeze=False)
     for j, method in enumerate(methods):
         for i, (part, title) in enumerate((("a", "same state, different noise"),
                                            ("b", f"l2 ball r={radius:g}, same noise"))):
