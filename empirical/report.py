@@ -94,3 +94,17 @@ def write_csv(path: str, rows: list[dict], columns: list[tuple[str, str]]) -> No
                 out.append("" if value is None else value)
         writer.writerow(out)
     atomic_write_text(path, buf.getvalue())
+
+
+def paired_drop(no_fix, fixed) -> Accuracy | None:
+    """Accuracy lost by fixing the noise, paired over the same samples: mean and SE of
+    d_i = (mean over fresh draws of sample i's correctness) - (its correctness under replay)."""
+    if no_fix is None or fixed is None:
+        return None
+    a, b = np.asarray(no_fix, dtype=float), np.asarray(fixed, dtype=float)
+    a = a.mean(axis=0) if a.ndim == 2 else a
+    b = b.mean(axis=0) if b.ndim == 2 else b
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError(f"paired cells need the same samples, got {a.shape} and {b.shape}")
+    d = a - b
+    return Accuracy(100 * d.mean(), 100 * d.std(ddof=1) / math.sqrt(d.size), d.size)

@@ -27,3 +27,16 @@ def test_table_and_csv(tmp_path):
     assert "50.0±5.0" in text and text.splitlines()[0].startswith("Name")
     write_csv(tmp_path / "t.csv", rows, [("name", "Name"), ("acc", "Acc")])
     assert (tmp_path / "t.csv").read_text().splitlines() == ["name,acc,acc_se", "x,50.000,5.000", "y,,"]
+
+
+def test_paired_drop_uses_per_sample_differences():
+    from empirical.report import paired_drop
+    d = paired_drop([[1, 1, 0, 1], [1, 0, 0, 1]], [1, 0, 0, 0])
+    diffs = [0.0, 0.5, 0.0, 1.0]
+    mean = sum(diffs) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 3)
+    assert math.isclose(d.mean, 100 * mean) and math.isclose(d.se, 100 * sd / 2) and d.n == 4
+    assert paired_drop(None, [1]) is None
+    import pytest
+    with pytest.raises(ValueError, match="same samples"):
+        paired_drop([1, 0, 1], [1, 0])

@@ -34,6 +34,9 @@ def test_tiny_table_json_schema(tmp_path):
     assert saved["rows"][0]["clean"]["draws"] == 2          # fresh cells: R evaluations
     assert (tmp_path / "t.csv").read_text().startswith("purifier,method,fix,t_star,clean,clean_se")
     assert {p["measured_samples"] >= 0 for p in saved["predictions"].values()} == {True}
+    assert set(saved["drops"]) == set(saved["predictions"])          # paired no-fix minus fixed, per purifier
+    for drop in saved["drops"].values():
+        assert drop["bpda"]["n"] == 6 and drop["eot"]["n"] == 3
 
 
 @pytest.mark.parametrize("bad, message", [
