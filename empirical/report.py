@@ -104,7 +104,8 @@ def paired_drop(no_fix, fixed) -> Accuracy | None:
     a, b = np.asarray(no_fix, dtype=float), np.asarray(fixed, dtype=float)
     a = a.mean(axis=0) if a.ndim == 2 else a
     b = b.mean(axis=0) if b.ndim == 2 else b
-    if a.shape != b.shape or a.size < 2:
+    if a.shape != b.shape:
         raise ValueError(f"paired cells need the same samples, got {a.shape} and {b.shape}")
     d = a - b
-    return Accuracy(100 * d.mean(), 100 * d.std(ddof=1) / math.sqrt(d.size), d.size)
+    se = 100 * d.std(ddof=1) / math.sqrt(d.size) if d.size > 1 else float("nan")
+    return Accuracy(100 * d.mean(), se, d.size)

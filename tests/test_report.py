@@ -37,6 +37,8 @@ def test_paired_drop_uses_per_sample_differences():
     sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 3)
     assert math.isclose(d.mean, 100 * mean) and math.isclose(d.se, 100 * sd / 2) and d.n == 4
     assert paired_drop(None, [1]) is None
+    single = paired_drop([[1], [0]], [0])
+    assert single.mean == 50.0 and math.isnan(single.se)
     import pytest
     with pytest.raises(ValueError, match="same samples"):
         paired_drop([1, 0, 1], [1, 0])
