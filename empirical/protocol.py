@@ -77,27 +77,28 @@ def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch
     record: dict = {"ids": ids.tolist(), "eot_ids": ids[eot_mask].tolist()}
 
     def fresh_eval(x_eval, y_eval, ids_eval, purpose):
-        return _fresh_eval(classifier, purifier, x_eval, y_eval, ids_eval, purpose, chunk, p)
+        """R independent fresh-noise evaluations -> nested list [R][N] of correctness."""
+        source = fresh_source(p, ids_eval, purpose, chunk)
+        return _bools(attacks.evaluate(classifier, purifier, x_eval, y_eval, mode="fresh", noise=source,
+                                       draws=p.fresh_evals))
 
-    stochastic = getattr(purifier, "stochastic", True)
+    fresh_cells = getattr(purifier, "stochastic", True) and p.fresh_cells
     fixed = replay_source(p, ids, chunk)
     record["clean_replay"] = _bools(attacks.evaluate(classifier, purifier, x, y, mode="replay", noise=fixed))
+    if fresh_cells:
+        record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
     if clean_only:
-        if stochastic and p.fresh_cells:
-            record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
         return record
     adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", **common)
     record["bpda_replay"] = _bools(attacks.evaluate(classifier, purifier, adv.x_adv, y, mode="replay", noise=fixed))
-    fresh_cells = stochastic and p.fresh_cells
     if fresh_cells:
-        record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
         record["bpda_replay_tested_fresh"] = fresh_eval(adv.x_adv, y, ids, "transfer")
         adv_fresh = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk),
                                  keep="final", **common)
         record["bpda_fresh"] = fresh_eval(adv_fresh.x_adv, y, ids, "bpda_eval")
     if eot_mask.any():
         xe, ye, ie = x[eot_mask], y[eot_mask], ids[eot_mask]
-        fixed_e = fixed.subset(eot_mask.nonzero().flatten()) if p.noise_keys == "batch" else replay_source(p, ie, chunk)
+        fixed_e = fixed.subset(eot_mask.nonzero().flatten())
         adv_e = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot, noise=fixed_e, keep="best", **common)
         record["eot_replay"] = _bools(attacks.evaluate(classifier, purifier, adv_e.x_adv, ye, mode="replay", noise=fixed_e))
         if fresh_cells:
@@ -111,8 +112,3 @@ def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch
                                                 lambda sub_ids: fresh_source(p, sub_ids, "predict", chunk), p)
     return record
 
-
-def _fresh_eval(classifier, purifier, x, y, ids, purpose, chunk, p: Protocol) -> list:
-    """R independent fresh-noise evaluations -> nested list [R][N] of correctness."""
-    source = fresh_source(p, ids, purpose, chunk)
-    return _bools(attacks.evaluate(classifier, purifier, x, y, mode="fresh", noise=source, draws=p.fresh_evals))

@@ -30,24 +30,22 @@ def _int_at_least_1(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> float:
+def _finite_number(text: str, strict: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
+    if not ((value > 0 if strict else value >= 0) and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be finite and {'>' if strict else '>='} 0, got {text}")
     return value
+
+
+def _positive(text: str) -> float:
+    return _finite_number(text, strict=True)
 
 
 def _nonnegative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be finite and >= 0, got {text}")
-    return value
+    return _finite_number(text, strict=False)
 
 
 def _eps(text: str) -> float:

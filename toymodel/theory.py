@@ -160,23 +160,24 @@ def _noncentral_args(strategy, n, sigma, r, d, eps, norm, direction):
 def exact_success(strategy: str, n: int, sigma: float, r: float, d: float = 0.0,
                   eps: float = math.inf, norm: str = "2", direction: str = "axis") -> float | None:
     """Exact attack success probability where a closed form exists, else None."""
-    _check_all(strategy, n, sigma, r, d, eps, norm, direction)
-    args = _noncentral_args(strategy, n, sigma, r, d, eps, norm, direction)
-    if args is None:
-        return None
-    x, lam = args
-    return 1.0 if math.isinf(x) else ncx2_cdf(x, n, lam)
+    return _exact(False, strategy, n, sigma, r, d, eps, norm, direction)
 
 
 def log_exact_success(strategy: str, n: int, sigma: float, r: float, d: float = 0.0,
                       eps: float = math.inf, norm: str = "2", direction: str = "axis") -> float | None:
     """log of exact_success, finite far into the left tail (n up to 1e6)."""
+    return _exact(True, strategy, n, sigma, r, d, eps, norm, direction)
+
+
+def _exact(log: bool, strategy, n, sigma, r, d, eps, norm, direction) -> float | None:
     _check_all(strategy, n, sigma, r, d, eps, norm, direction)
     args = _noncentral_args(strategy, n, sigma, r, d, eps, norm, direction)
     if args is None:
         return None
     x, lam = args
-    return 0.0 if math.isinf(x) else ncx2_logcdf(x, n, lam)
+    if math.isinf(x):
+        return 0.0 if log else 1.0
+    return ncx2_logcdf(x, n, lam) if log else ncx2_cdf(x, n, lam)
 
 
 def _check_strategy(strategy: str) -> None:
