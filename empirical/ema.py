@@ -7,23 +7,23 @@ TorchScript Inception). Two quality measures are reported per model:
     --full; fewer by default because a 1000-step reverse of many samples is the costliest part here),
   * purified: the RevPure-purified clean test images (the images the classifier actually sees),
 both against the whole digits test set, beside a same-size train-vs-test reference (the small-sample floor).
-Clean and BPDA cells are protocol.run_chunk with Protocol(fresh_cells=False).
+Clean and BPDA cells are measured under randomness replay, as in Table 2.
 """
 from __future__ import annotations
 
-import time
+import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from empirical import report
 from empirical.frechet import classifier_features, frechet_between
+from empirical.harness import config as cfg
+from empirical.harness import report
+from empirical.harness.setup import load_setup
+from empirical.harness.tables import replay_row, run_protocol
 from empirical.protocol import replay_source
 from empirical.purifiers import ddpm_step, timestep_grid
-from empirical.results import ResultStore
-from empirical.table2 import (build_parser, jsonable, parse, replay_protocol, row, run_specs, setup_for,
-                             spec_key, write_outputs)
 
 PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
     {"purifier": "paper: DDPM (EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
@@ -31,11 +31,13 @@ PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; i
     {"purifier": "paper: DDPM (Non-EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
      "fid": 12.138, "clean": 80.15, "bpda": 70.21},
 ]
-COLUMNS = [("purifier", "Purification model"), ("method", "Method"), ("fix", "Fix noise"), ("t_star", "t*"),
+COLUMNS = [("purifier", "Purifier model"), ("method", "Method"), ("fix", "Fix"), ("t_star", "t*"),
            ("fid", "FID (paper)"), ("fd_generated", "FD gen."), ("fd_purified", "FD purified"),
            ("clean", "Clean"), ("bpda", "BPDA")]
 # About 3 minutes on one thread: 2 models x (32 attacked samples, 6 PGD steps) + 2 x 256 samples of 100 steps.
-DEFAULTS = dict(n_samples=32, steps=6, n_clean=64, threads=1)
+SPEC = cfg.TableSpec("python -m empirical.ema", __doc__, "3",
+                     cpu_defaults=dict(n_samples=32, steps=6, n_clean=64, threads=1),
+                     set_defaults=dict(purifiers=["revpure"], t_star=150, fresh_evals=1))
 
 
 def generate(unet, alphas_cumprod: torch.Tensor, n: int, steps: int, generator: torch.Generator,
@@ -51,7 +53,8 @@ def generate(unet, alphas_cumprod: torch.Tensor, n: int, steps: int, generator: 
         b = min(batch_size, n - lo)
         x = torch.randn((b, ch, size, size), generator=generator)
         with torch.no_grad():
-            for k, t in enumerate(tqdm(grid, desc=f"generate {lo}-{lo + b}", disable=quiet, leave=False)):
+            for k, t in enumerate(tqdm(grid, desc=f"generate {lo}-{lo + b}", disable=quiet, leave=False,
+                                       file=sys.stderr)):
                 t_prev = grid[k + 1] if k + 1 < len(grid) else -1
                 eps = unet(x, torch.full((b,), t, dtype=torch.long)).sample
                 z = torch.randn(x.shape, generator=generator) if t > 0 else None
@@ -60,87 +63,97 @@ def generate(unet, alphas_cumprod: torch.Tensor, n: int, steps: int, generator: 
     return torch.cat(out)
 
 
-def purified_images(spec, setup, args) -> torch.Tensor:
+def purified_images(spec, setup, protocol, batch_size: int) -> torch.Tensor:
     """The clean test images after RevPure under the same fixed noise the attacks use."""
-    protocol = replay_protocol(setup, args)
     outs = []
-    for index, (ids, _) in enumerate(setup.chunks(args.batch_size)):
+    for chunk in setup.chunks(batch_size):
+        ids = torch.tensor(chunk.ids, dtype=setup.ids.dtype)
         x, _ = setup.batch(ids)
-        outs.append(spec.purifier(x, replay_source(protocol, ids, index)).cpu())
+        outs.append(spec.purifier(x, replay_source(protocol, ids, chunk.index)).cpu())
     return torch.cat(outs)
 
 
-def quality(spec, setup, args, reference: np.ndarray) -> dict:
+def quality(spec, setup, protocol, config: cfg.Config, reference: np.ndarray) -> dict:
     """Fréchet distances (classifier feature space) of generated and purified images to the test set."""
     pur = spec.purifier
-    g = torch.Generator().manual_seed(args.seed)
-    gen = generate(pur.unet, pur.alphas_cumprod.float(), args.n_gen, args.gen_steps, g, clip=pur.clip,
-                   variance_type=pur.variance_type, quiet=args.quiet)
+    g = torch.Generator().manual_seed(config.run.seed)
+    gen = generate(pur.unet, pur.alphas_cumprod.float(), config.option("n_gen"), config.option("gen_steps"), g,
+                   clip=pur.clip, variance_type=pur.variance_type, quiet=config.output.quiet)
     clf = spec.classifier
     with torch.no_grad():
         labels = clf(gen).argmax(1)
+    purified = purified_images(spec, setup, protocol, config.run.batch_size)
     return {"fd_generated": frechet_between(classifier_features(clf, gen), reference),
-            "fd_purified": frechet_between(classifier_features(clf, purified_images(spec, setup, args)), reference),
+            "fd_purified": frechet_between(classifier_features(clf, purified), reference),
             "generated_class_counts": torch.bincount(labels, minlength=10).tolist()}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = build_parser("python -m empirical.ema", __doc__, DEFAULTS)
-    parser.set_defaults(purifiers=["revpure"])
+def _extra(parser) -> None:
     parser.add_argument("--n-gen", type=int, help="generated samples per model for the Fréchet distance "
                         "(default 256; --full 2000)")
     parser.add_argument("--gen-steps", type=int, help="reverse steps of the generation grid (default 100; --full 1000)")
-    args = parse(parser, argv, DEFAULTS)
-    args.n_gen = args.n_gen or (2000 if args.full else 256)
-    args.gen_steps = args.gen_steps or (1000 if args.full else 100)
-    if args.n_gen < 2 or not 1 <= args.gen_steps <= 1000:
+
+
+def _check(parser, args) -> dict:
+    n_gen = args.n_gen or (2000 if args.full else 256)
+    gen_steps = args.gen_steps or (1000 if args.full else 100)
+    if n_gen < 2 or not 1 <= gen_steps <= 1000:
         parser.error("--n-gen must be >= 2 and --gen-steps in [1, 1000]")
     if args.dataset != "digits":
         parser.error("empirical.ema needs the digits DDPM's EMA and raw weights (--dataset digits)")
-    start = time.perf_counter()
+    return {"n_gen": n_gen, "gen_steps": gen_steps}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = cfg.parse(SPEC, argv, _extra, _check)
+    return report.run_main(lambda: run(config), SPEC.prog)
+
+
+def run(config: cfg.Config) -> dict:
+    timer = report.Timer()
+    report.set_threads(config.output.threads)
     from empirical.checkpoints import load_digits_classifier
     from empirical.data import load_digits
+    n_gen, gen_steps = config.option("n_gen"), config.option("gen_steps")
     clf = load_digits_classifier("clean")
     test, train = load_digits("test"), load_digits("train")
     reference = classifier_features(clf, test.x)
     # a random train subset: the split's index order follows the writers, so its first n are not representative
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
-    floor = frechet_between(classifier_features(clf, train.x[order[:args.n_gen]]), reference)
-    rows, records, store, config = [], {}, None, None
-    for non_ema in (False, True):
-        args.non_ema = non_ema
-        setup = setup_for(args, parser)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.run.seed))
+    floor = frechet_between(classifier_features(clf, train.x[order[:n_gen]]), reference)
+    setups = []
+    for tag, non_ema in (("EMA", False), ("non-EMA", True)):
+        setup = load_setup(cfg.replace(config, data={"non_ema": non_ema}))
         setup.eot_ids = set()      # Table 3 has no BPDA-EOT column
-        protocol = replay_protocol(setup, args)
-        if store is None:
-            print(setup.describe(protocol) + f"\nEMA vs non-EMA weights; Fréchet distance in the digits classifier's "
-                  f"feature space (NOT Inception FID) from {args.n_gen} samples of a {args.gen_steps}-step reverse.",
-                  flush=True)
-            config = {"table": 3, "dataset": args.dataset, "protocol": protocol.to_dict(), "setup": setup.config(),
-                      "n_gen": args.n_gen, "gen_steps": args.gen_steps, "batch_size": args.batch_size}
-            store = ResultStore.open(args.results, config, resume=args.resume)
-        tag = "non-EMA" if non_ema else "EMA"
-        recs = run_specs(setup, protocol, store, args, prefix=f"{tag}:")
+        setups.append((f"{tag}:", setup))
+    protocol = cfg.make_protocol(config, setups[0][1].budget, fresh_cells=False)
+    report.status(setups[0][1].describe(protocol) + f"\nEMA vs non-EMA weights; Fréchet distance in the digits "
+                  f"classifier's feature space (NOT Inception FID) from {n_gen} samples of a {gen_steps}-step reverse.",
+                  config)
+    records = run_protocol(config, setups, lambda s: protocol)
+    if records is None:
+        return {}
+    rows = []
+    for prefix, setup in setups:
+        tag = prefix[:-1]
         for spec in setup.purifiers:
-            name = f"{tag}:" + spec_key(spec)
-            records[name] = recs[name]
-            q = quality(spec, setup, args, reference)
-            rows.append(row(spec, recs[name], model=tag, purifier=f"digits DDPM ({tag})", **q))
-    n_pur = setup.n_clean
+            q = quality(spec, setup, protocol, config, reference)
+            rows.append(replay_row(spec, records[prefix + spec.key], model=tag, purifier=f"digits DDPM ({tag})", **q))
+    n_pur = setups[0][1].n_clean
     floor_purified = frechet_between(classifier_features(clf, train.x[order[:n_pur]]), reference)
     reference_row = {"purifier": "reference: train images", "method": "-", "fd_generated": floor,
                      "fd_purified": floor_purified}
-    elapsed = time.perf_counter() - start
-    print("\n" + report.format_table(rows + [reference_row] + PAPER_ROWS, COLUMNS))
+    print(report.render(rows + [reference_row] + PAPER_ROWS, COLUMNS, config.output.format))
     print(f"FD = Fréchet distance to the {len(test)} test images in the digits classifier's penultimate feature "
-          f"space (not FID). Reference row: the same number of random train images ({args.n_gen} / {n_pur}), the "
-          f"small-sample floor of each column. Paper rows: CIFAR-10, Inception "
-          f"FID. Accuracies in %: mean±SE.\nWall time: {elapsed:.0f} s.")
-    result = {"config": config, "rows": [jsonable(r) for r in rows], "paper_rows": PAPER_ROWS,
+          f"space (not FID). Reference row: the same number of random train images ({n_gen} / {n_pur}), the "
+          f"small-sample floor of each column. Paper rows: CIFAR-10, Inception FID. Accuracies in %: mean±SE."
+          f"\nWall time: {timer.elapsed:.0f} s.")
+    result = {"rows": [report.jsonable(r) for r in rows], "paper_rows": PAPER_ROWS,
               "fd_floor_train_vs_test": floor, "fd_floor_purified_size": floor_purified,
               "feature_space": "digits classifier penultimate layer (not Inception)",
-              "records": records, "elapsed_s": elapsed}
-    write_outputs(args, result, rows, COLUMNS)
+              "resolved": {prefix: s.resolved() for prefix, s in setups}, "records": records,
+              "elapsed_s": timer.elapsed}
+    report.write_outputs(config, result, rows, COLUMNS)
     return result
 
 

@@ -8,6 +8,7 @@ paper's rule), so a sample's numbers do not depend on how samples are chunked, r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +45,19 @@ class Protocol:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def attack_kwargs(self) -> dict:
+        """The PGD budget every attack of the table uses (one place, not spelled out per call)."""
+        return dict(eps=self.eps, norm=self.norm, steps=self.steps, step_size=self.step_size)
+
+    def phases(self, attacked: bool, n_eot: int, stochastic: bool, predict: bool) -> int:
+        """How many times run_chunk calls its `tick` for such a chunk (for a progress bar that moves)."""
+        fresh = stochastic and self.fresh_cells
+        n = 1 + fresh
+        if attacked:
+            n += 1 + 2 * fresh + (1 + fresh) * (n_eot > 0) + (predict and fresh)
+        return n
+
 
 def derived_seed(seed: int, *parts: int | str) -> int:
     """A 63-bit seed for (run seed, purpose, ...) from numpy's SeedSequence (well mixed, stable)."""
@@ -70,10 +84,11 @@ def _bools(result: attacks.EvalResult) -> list:
 
 def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk: int,
               protocol: Protocol, eot_mask: torch.Tensor, predict: bool = True,
-              clean_only: bool = False) -> dict:
-    """All cells of the table for one chunk; returns a JSON-able record of per-sample outcomes."""
+              clean_only: bool = False, tick: Callable[[], None] = lambda: None) -> dict:
+    """All cells of the table for one chunk; returns a JSON-able record of per-sample outcomes.
+    `tick()` is called after each phase (Protocol.phases counts them)."""
     p = protocol
-    common = dict(eps=p.eps, norm=p.norm, steps=p.steps, step_size=p.step_size)
+    common = p.attack_kwargs
     record: dict = {"ids": ids.tolist(), "eot_ids": ids[eot_mask].tolist()}
 
     def fresh_eval(x_eval, y_eval, ids_eval, purpose):
@@ -85,30 +100,38 @@ def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch
     fresh_cells = getattr(purifier, "stochastic", True) and p.fresh_cells
     fixed = replay_source(p, ids, chunk)
     record["clean_replay"] = _bools(attacks.evaluate(classifier, purifier, x, y, mode="replay", noise=fixed))
+    tick()
     if fresh_cells:
         record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
+        tick()
     if clean_only:
         return record
     adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", **common)
     record["bpda_replay"] = _bools(attacks.evaluate(classifier, purifier, adv.x_adv, y, mode="replay", noise=fixed))
+    tick()
     if fresh_cells:
         record["bpda_replay_tested_fresh"] = fresh_eval(adv.x_adv, y, ids, "transfer")
+        tick()
         adv_fresh = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk),
                                  keep="final", **common)
         record["bpda_fresh"] = fresh_eval(adv_fresh.x_adv, y, ids, "bpda_eval")
+        tick()
     if eot_mask.any():
         xe, ye, ie = x[eot_mask], y[eot_mask], ids[eot_mask]
         fixed_e = fixed.subset(eot_mask.nonzero().flatten())
         adv_e = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot, noise=fixed_e, keep="best", **common)
         record["eot_replay"] = _bools(attacks.evaluate(classifier, purifier, adv_e.x_adv, ye, mode="replay", noise=fixed_e))
+        tick()
         if fresh_cells:
             adv_ef = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot,
                                       noise=fresh_source(p, ie, "eot", chunk), keep="final", **common)
             record["eot_fresh"] = fresh_eval(adv_ef.x_adv, ye, ie, "eot_eval")
+            tick()
     if predict and fresh_cells:
         from empirical.predict import measure_transfer
         record["prediction"] = measure_transfer(classifier, purifier, adv.x_adv, y, ids, fixed,
                                                 record["clean_replay"], record["bpda_replay"],
                                                 lambda sub_ids: fresh_source(p, sub_ids, "predict", chunk), p)
+        tick()
     return record
 

@@ -129,8 +129,7 @@ def bpda_fixed_noise(classifier, purifier, x, y, ids, chunk: int, protocol):
     """BPDA under the chunk's fixed noise, exactly as protocol.run_chunk crafts it (best iterate kept);
     returns (x_adv, correct under the same noise, the replay source)."""
     fixed = replay_source(protocol, ids, chunk)
-    adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", eps=protocol.eps, norm=protocol.norm,
-                       steps=protocol.steps, step_size=protocol.step_size)
+    adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", **protocol.attack_kwargs)
     ok = attacks.evaluate(classifier, purifier, adv.x_adv, y, mode="replay", noise=fixed).correct[0]
     return adv.x_adv, ok, fixed
 

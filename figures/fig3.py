@@ -5,12 +5,12 @@ BPDA adversarial examples crafted under fixed noise (as in Table 2) and purified
 x-axis: process step (0 = the adversarial input; DiffPure's first t* steps are its forward states
 rebuilt from the replayed forward noise, then the reverse chain). Curves: mean ± SE over images.
 
-python -m figures.fig3  ->  figures/fig3.png; --from-json PATH plots the curves stored by empirical.projection
+python -m figures.fig3  ->  figures/fig3.png and .pdf; --from-json PATH plots the curves stored by
+empirical.projection instead of measuring them.
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import matplotlib
@@ -19,13 +19,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from empirical.projection import measure_spec  # noqa: E402
-from empirical.results import atomic_write_json  # noqa: E402
-from empirical.table2 import build_parser, parse, replay_protocol, setup_for  # noqa: E402
+from empirical.harness import config as cfg  # noqa: E402
+from empirical.harness import report  # noqa: E402
+from empirical.harness.curves import measure_curves  # noqa: E402
+from empirical.harness.setup import load_setup  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # About 1.5 minutes on one thread: 3 purifiers at t* = 150, 16 attacked samples, 6 BPDA steps.
-DEFAULTS = dict(n_samples=16, steps=6, threads=1)
+SPEC = cfg.TableSpec("python -m figures.fig3", __doc__, "fig3", cpu_defaults=dict(n_samples=16, steps=6, threads=1),
+                     set_defaults=dict(purifiers=["diffpure", "revpure", "ddim"], t_star=150, fresh_evals=1),
+                     tabular=False, figure=str(HERE / "fig3.png"))
 COLORS = {"DiffPure": "tab:blue", "RevPure": "tab:orange", "DDIM RevPure": "tab:green"}
 
 
@@ -42,7 +45,7 @@ def summary(measured: dict) -> dict:
     return out
 
 
-def plot(measured: dict, path: Path, title: str) -> None:
+def plot(measured: dict, path: Path, title: str) -> list[str]:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for method, m in measured.items():
         pos = np.array(m["position"])
@@ -57,37 +60,54 @@ def plot(measured: dict, path: Path, title: str) -> None:
     for ax, letter in zip(axes, "abc"):
         ax.set_title(f"({letter})", fontsize=9)
         ax.axhline(0, color="gray", lw=0.5)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    paths = report.save_figure(fig, str(path))
     plt.close(fig)
+    return paths
+
+
+def _extra(parser) -> None:
+    parser.add_argument("--keep-every", type=int, default=5, help="record every k-th state (default 5)")
+    parser.add_argument("--from-json", metavar="PATH", help="plot the curves of an empirical.projection JSON instead")
+
+
+def _check(parser, args) -> dict:
+    if args.keep_every < 1:
+        parser.error("--keep-every must be >= 1")
+    if args.from_json:
+        try:
+            source = json.loads(Path(args.from_json).read_text())
+        except (OSError, ValueError) as err:
+            parser.error(f"--from-json {args.from_json}: cannot read it as JSON ({err})")
+        if "measured" not in source:
+            parser.error(f"{args.from_json} has no 'measured' curves (expected an empirical.projection JSON)")
+    return {"keep_every": args.keep_every, "from_json": args.from_json}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = build_parser("python -m figures.fig3", __doc__, DEFAULTS)
-    parser.add_argument("--keep-every", type=int, default=5, help="record every k-th state (default 5)")
-    parser.add_argument("--from-json", metavar="PATH", help="plot the curves of an empirical.projection JSON instead")
-    parser.add_argument("--png", default=str(HERE / "fig3.png"), help="output figure (default figures/fig3.png)")
-    args = parse(parser, argv, DEFAULTS)
-    start = time.perf_counter()
-    if args.from_json:
-        source = json.loads(Path(args.from_json).read_text())
-        if "measured" not in source:
-            parser.error(f"{args.from_json} has no 'measured' curves (expected an empirical.projection JSON)")
-        measured, config = source["measured"], {"from_json": args.from_json, **source.get("config", {})}
+    config = cfg.parse(SPEC, argv, _extra, _check)
+    return report.run_main(lambda: run(config), SPEC.prog)
+
+
+def run(config: cfg.Config) -> dict:
+    timer = report.Timer()
+    report.set_threads(config.output.threads)
+    source = config.option("from_json")
+    if source:
+        measured = json.loads(Path(source).read_text())["measured"]
     else:
-        if args.keep_every < 1:
-            parser.error("--keep-every must be >= 1")
-        setup = setup_for(args, parser)
-        protocol = replay_protocol(setup, args)
-        print(setup.describe(protocol), flush=True)
-        measured = {spec.method: measure_spec(spec, setup, protocol, args, args.keep_every)
-                    for spec in setup.purifiers}
-        config = {"figure": 3, "dataset": args.dataset, "protocol": protocol.to_dict(), "setup": setup.config(),
-                  "keep_every": args.keep_every}
+        setup = load_setup(config)
+        protocol = cfg.make_protocol(config, setup.budget, fresh_cells=False)
+        report.status(setup.describe(protocol), config)
+        measured = measure_curves(config, setup, protocol)
+        if measured is None:
+            return {}
     n = len(next(iter(measured.values()))["correct"])
-    plot(measured, Path(args.png), f"Fig. 3 (digits, {n} BPDA examples under fixed noise): x_t - x0 over the steps")
+    paths = plot(measured, Path(config.output.png),
+                 f"Fig. 3 ({config.data.dataset}, {n} BPDA examples under fixed noise): x_t - x0 over the steps")
     stats = summary(measured)
     for method, s in stats.items():
         print(f"{method:>13}: ||x_t-x0|| {s['l2_start']:.3f} -> max {s['l2_max']:.3f} (step {s['l2_argmax']}) -> "
@@ -95,11 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"{s['inner_end']:.3f}; BPDA {s['bpda']:.1f}%")
     print("paper (CIFAR-10): DiffPure rises then falls; end distances exceed the initial perturbation's; DDIM has the "
           "smallest end distance but the largest remaining projection")
-    elapsed = time.perf_counter() - start
-    print(f"wrote {args.png}; wall time {elapsed:.0f} s")
-    result = {"config": config, "summary": stats, "measured": measured, "elapsed_s": elapsed, "png": args.png}
-    if args.json:
-        atomic_write_json(args.json, result)
+    report.status(f"wrote {', '.join(paths)}; wall time {timer.elapsed:.0f} s", config)
+    result = {"summary": stats, "measured": measured, "elapsed_s": timer.elapsed, "png": config.output.png}
+    report.write_outputs(config, result)
     return result
 
 

@@ -1,15 +1,31 @@
-"""Tiny randomly initialised diffusion and classifier models for the empirical tests (seeded here only)."""
+"""Shared fixtures: tiny randomly initialised diffusion and classifier models (initialised from seeded
+generators, never the global RNG) and the digits pipeline with a tiny UNet in place of the committed DDPM."""
+import math
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 
+def seeded_init(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Re-initialise every conv / linear layer as torch's default init does (kaiming-uniform with a = sqrt(5),
+    bias uniform in +-1/sqrt(fan_in)), drawing from a seeded generator instead of the global RNG."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)
+                if layer.bias is not None:
+                    bound = 1 / math.sqrt(layer.weight[0].numel())
+                    torch.nn.init.uniform_(layer.bias, -bound, bound, generator=g)
+    return module
+
+
 def tiny_unet(seed: int = 0, channels: int = 1, size: int = 8) -> UNet2DModel:
-    torch.manual_seed(seed)
     unet = UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, layers_per_block=1,
                        block_out_channels=(8, 16), norm_num_groups=4,
                        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
-    return unet.eval()
+    return seeded_init(unet, seed).eval()
 
 
 @pytest.fixture
@@ -35,17 +51,15 @@ def images() -> torch.Tensor:
 
 @pytest.fixture
 def linear_classifier() -> torch.nn.Module:
-    torch.manual_seed(2)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
-    return model.eval()
+    return seeded_init(model, 2).eval()
 
 
 @pytest.fixture
 def cnn_classifier() -> torch.nn.Module:
-    torch.manual_seed(3)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 64, 3))
-    return model.eval()
+    return seeded_init(model, 3).eval()
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +70,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def tiny_digits(monkeypatch):
+    """The digits pipeline with a tiny random 16x16 UNet in place of the committed DDPM (fast, weight-free)."""
+    from empirical import checkpoints
+
+    def ddpm(ema=True, weights_dir=None):
+        return tiny_unet(seed=0 if ema else 1, size=16), DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+
+    monkeypatch.setattr(checkpoints, "load_digits_ddpm", ddpm)
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+# Small options for the replay tables on tiny_digits.
+TINY = ["--n-samples", "4", "--n-clean", "6", "--steps", "1", "--eot-samples", "2", "--t-star", "3",
+        "--batch-size", "4", "--quiet"]

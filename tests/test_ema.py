@@ -3,7 +3,7 @@ import json
 import torch
 
 from empirical import ema
-from test_table2 import TINY, tiny_digits  # noqa: F401
+from conftest import TINY
 
 
 def test_ema_smoke(tiny_digits, tmp_path):

@@ -3,7 +3,6 @@ import json
 import numpy as np
 
 from figures import fig1, fig3, fig4
-from test_table2 import tiny_digits  # noqa: F401
 
 TINY = ["--t-star", "3", "--quiet", "--batch-size", "8"]
 

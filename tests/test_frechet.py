@@ -74,5 +74,6 @@ def test_inception_path_with_a_scripted_detector(tmp_path, images):
 
 
 def test_cli_reference(tmp_path):
-    out = frechet.main(["--n", "60", "--json", str(tmp_path / "f.json")])
+    from empirical import fd_floor
+    out = fd_floor.main(["--n", "60", "--json", str(tmp_path / "f.json")])
     assert out["train_vs_test"] > 0 and (tmp_path / "f.json").exists()

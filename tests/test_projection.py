@@ -6,7 +6,7 @@ import torch
 from empirical import projection
 from empirical.purifiers import make_purifier
 from empirical.trajectories import adversarial_curves
-from test_table2 import TINY, tiny_digits  # noqa: F401
+from conftest import TINY
 
 
 def test_projection_smoke(tiny_digits, tmp_path):

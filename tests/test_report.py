@@ -1,6 +1,7 @@
 import math
 
-from empirical.report import Accuracy, accuracy, concat, format_table, write_csv
+from empirical.harness.records import outcomes as concat
+from empirical.harness.report import Accuracy, accuracy, format_table, render, write_csv
 
 
 def test_binary_accuracy_and_se():
@@ -30,7 +31,7 @@ def test_table_and_csv(tmp_path):
 
 
 def test_paired_drop_uses_per_sample_differences():
-    from empirical.report import paired_drop
+    from empirical.harness.report import paired_drop
     d = paired_drop([[1, 1, 0, 1], [1, 0, 0, 1]], [1, 0, 0, 0])
     diffs = [0.0, 0.5, 0.0, 1.0]
     mean = sum(diffs) / 4
@@ -42,3 +43,11 @@ def test_paired_drop_uses_per_sample_differences():
     import pytest
     with pytest.raises(ValueError, match="same samples"):
         paired_drop([1, 0, 1], [1, 0])
+
+
+def test_render_formats_agree_on_the_cells():
+    rows = [{"name": "x", "acc": Accuracy(50.0, 5.0, 100, 3, 1.5)}]
+    cols = [("name", "Name"), ("acc", "Acc")]
+    assert "50.0±5.0 [1.5]" in render(rows, cols, "wide") and "[1.5]" not in render(rows, cols, "compact")
+    assert render(rows, cols, "markdown").splitlines()[0] == "| Name | Acc |"
+    assert render(rows, cols, "csv").splitlines() == ["name,acc,acc_se", "x,50.000,5.000"]

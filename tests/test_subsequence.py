@@ -5,7 +5,7 @@ import torch
 from empirical import subsequence, table2
 from empirical.noise import SampleReplayNoise
 from empirical.purifiers import make_purifier
-from test_table2 import TINY, tiny_digits  # noqa: F401
+from conftest import TINY
 
 
 def test_subsequence_smoke_writes_json_and_png(tiny_digits, tmp_path):
@@ -26,8 +26,8 @@ def test_s_star_equal_t_star_is_the_full_chain(unet, scheduler, images, one_thre
         assert not torch.equal(full(images, noise()), shorter(images, noise()))
 
 
-def test_subsequence_full_length_matches_table2(tiny_digits):
-    a = subsequence.main(TINY + ["--t-star", "3", "--s-stars", "3", "--png", "/dev/null", "--purifiers", "diffpure"])
+def test_subsequence_full_length_matches_table2(tiny_digits, tmp_path):
+    a = subsequence.main(TINY + ["--t-star", "3", "--s-stars", "3", "--png", str(tmp_path / "f.png"), "--purifiers", "diffpure"])
     b = table2.main(TINY + ["--purifiers", "diffpure"])
     assert a["rows"][0]["clean"] == b["rows"][0]["clean"] and a["rows"][0]["bpda"] == b["rows"][0]["bpda"]
 

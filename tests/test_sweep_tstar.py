@@ -9,7 +9,7 @@ from empirical.checkpoints import load_digits_classifier
 from empirical.data import load_digits
 from empirical.noise import SampleReplayNoise
 from empirical.purifiers import make_purifier
-from test_table2 import TINY, tiny_digits  # noqa: F401
+from conftest import TINY
 
 
 def test_sweep_smoke_writes_json_and_png(tiny_digits, tmp_path):
@@ -28,9 +28,9 @@ def test_t_star_zero_is_identity(unet, scheduler, images, one_thread):
         assert torch.equal(pur(images, SampleReplayNoise(range(4), 0)), images)
 
 
-def test_t_star_zero_row_is_the_bare_classifier(tiny_digits):
+def test_t_star_zero_row_is_the_bare_classifier(tiny_digits, tmp_path):
     """At t* = 0 every purifier is the identity, so clean accuracy is the classifier's own on those images."""
-    res = sweep_tstar.main(TINY + ["--t-stars", "0", "--png", "/dev/null", "--n-clean", "8"])
+    res = sweep_tstar.main(TINY + ["--t-stars", "0", "--png", str(tmp_path / "f.png"), "--n-clean", "8"])
     data = load_digits("test")
     clf = load_digits_classifier("clean")
     with torch.no_grad():
@@ -39,8 +39,8 @@ def test_t_star_zero_row_is_the_bare_classifier(tiny_digits):
     assert len({r["bpda"]["mean"] for r in res["rows"]}) == 1
 
 
-def test_sweep_cell_equals_table2_cell(tiny_digits):
+def test_sweep_cell_equals_table2_cell(tiny_digits, tmp_path):
     """The sweep's t* = 3 cells are exactly Table 2's cells at t* = 3 (same seed, same keys)."""
-    a = sweep_tstar.main(TINY + ["--t-stars", "3", "--png", "/dev/null", "--purifiers", "revpure"])
+    a = sweep_tstar.main(TINY + ["--t-stars", "3", "--png", str(tmp_path / "f.png"), "--purifiers", "revpure"])
     b = table2.main(TINY + ["--purifiers", "revpure"])
     assert a["rows"][0]["bpda"] == b["rows"][0]["bpda"] and a["rows"][0]["clean"] == b["rows"][0]["clean"]

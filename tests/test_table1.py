@@ -33,6 +33,7 @@ def test_tiny_table_json_schema(tmp_path):
             assert cell["n"] == (3 if key == "eot" else 6)
     assert saved["rows"][0]["clean"]["draws"] == 2          # fresh cells: R evaluations
     assert (tmp_path / "t.csv").read_text().startswith("purifier,method,fix,t_star,clean,clean_se")
+    assert saved["config"]["run"]["fresh_evals"] == 2 and saved["config"]["table"] == "1"
     assert {p["measured_samples"] >= 0 for p in saved["predictions"].values()} == {True}
     assert set(saved["drops"]) == set(saved["predictions"])          # paired no-fix minus fixed, per purifier
     for drop in saved["drops"].values():
@@ -57,15 +58,21 @@ def test_bad_arguments_are_rejected_clearly(bad, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_missing_cifar_folder_names_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="CIFAR-10"):
+def test_missing_cifar_folder_names_what_is_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         table1.main(["--dataset", "cifar10", "--data", str(tmp_path / "nope"), "--purifier-model",
                      str(tmp_path / "m"), "--classifier", str(tmp_path / "c.pt")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "CIFAR-10" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_unwritable_output_path_fails_before_work(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        table1.main(TINY + ["--results", str(tmp_path / "missing" / "r.json")])
+@pytest.mark.parametrize("flag", ["--results", "--json", "--csv"])
+def test_output_path_in_missing_folder_fails_before_work(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        table1.main(TINY + [flag, str(tmp_path / "missing" / "r.json")])
+    assert exit_info.value.code == 2 and "does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def _run(args, **kw):
@@ -134,5 +141,5 @@ def test_several_diffusion_purifiers_keep_separate_cells():
                        "--quiet"])
     assert [(r["method"], r["fix"]) for r in out["rows"]] == [
         ("DiffPure", "no"), ("DiffPure", "yes"), ("RevPure", "no"), ("RevPure", "yes"),
-        ("DDIM RevPure", "n/a (deterministic)")]
+        ("DDIM RevPure", "n/a")]
     assert len(out["records"]) == 3

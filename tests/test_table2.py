@@ -1,36 +1,9 @@
 import json
 
 import pytest
-import torch
-from diffusers import DDPMScheduler
 
-from conftest import tiny_unet
-from empirical import checkpoints, table2
-
-_REAL_MANIFEST = checkpoints.digits_manifest
-
-
-@pytest.fixture
-def tiny_digits(monkeypatch):
-    """The digits pipeline with a tiny random 16x16 UNet in place of the committed DDPM (fast, weight-free)."""
-    def manifest(weights_dir=None):
-        m = dict(_REAL_MANIFEST(weights_dir))
-        for key in ("default_eps", "toy_sigma"):
-            m.setdefault(key, m["classifiers"][key])
-        return m
-
-    def ddpm(ema=True, weights_dir=None):
-        return tiny_unet(seed=0 if ema else 1, size=16), DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
-
-    monkeypatch.setattr(checkpoints, "digits_manifest", manifest)
-    monkeypatch.setattr(checkpoints, "load_digits_ddpm", ddpm)
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-TINY = ["--n-samples", "4", "--n-clean", "6", "--steps", "1", "--eot-samples", "2", "--t-star", "3",
-        "--batch-size", "4", "--quiet"]
+from conftest import TINY
+from empirical import table2
 
 
 def test_table2_smoke(tiny_digits, tmp_path):
@@ -41,7 +14,9 @@ def test_table2_smoke(tiny_digits, tmp_path):
     for r in data["rows"]:
         assert r["clean"]["n"] == 6 and r["bpda"]["n"] == 4 and r["eot"]["n"] == 2
         assert r["bpda"]["mean"] <= r["clean"]["mean"] + 100 * 2 / 6   # best iterate starts at x itself
-    assert data["config"]["protocol"]["fresh_cells"] is False
+    assert data["protocol"]["fresh_cells"] is False
+    assert data["config"]["table"] == "2" and data["config"]["sizes"]["n_samples"] == 4
+    assert {(d["a"], d["b"]) for d in data["pairwise"]} == {("DiffPure", "RevPure"), ("RevPure", "DDIM RevPure")}
     assert len(res["records"]) == 3          # DiffPure / RevPure / DDIM cells do not overwrite each other
 
 
@@ -57,7 +32,7 @@ def test_table2_eot_equals_bpda_under_fixed_noise(tiny_digits):
 def test_table2_resume_matches(tiny_digits, tmp_path):
     store = tmp_path / "store.json"
     a = table2.main(TINY + ["--purifiers", "ddim", "--results", str(store)])
-    b = table2.main(TINY + ["--purifiers", "ddim", "--results", str(store), "--resume"])
+    b = table2.main(TINY + ["--purifiers", "ddim", "--results", str(store), "--resume", "--json", str(tmp_path / "b.json")])
     assert a["rows"] == b["rows"]
 
 

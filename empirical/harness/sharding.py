@@ -1,4 +1,4 @@
-"""Sharded evaluation on torch.distributed: `torchrun --nproc_per_node K -m empirical.table1 ...`.
+"""Sharded evaluation on torch.distributed: `torchrun --nproc_per_node K -m empirical.<table> ...`.
 
 Chunks are dealt round-robin to ranks; with per-sample noise keys a sample's results do not depend
 on which process computes it, so the gathered result set equals a single-process run.
@@ -26,17 +26,16 @@ class World:
         """Round-robin assignment of chunks to ranks."""
         return chunk_index % self.size == self.rank
 
-    def store_path(self, path: str | None) -> str | None:
-        """Each rank keeps its own results file, so ranks never write the same file."""
-        if path is None or self.size == 1:
-            return path
-        return f"{path}.rank{self.rank}of{self.size}"
+
+
+def under_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def init_world(device: torch.device) -> World:
-    """Join the process group that torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    """Join the process group that torchrun describes in the environment (gloo on CPU, nccl on CUDA:
+    the same code path, only the backend differs)."""
+    if not under_torchrun():
         return World()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")

@@ -1,0 +1,336 @@
+"""The typed run configuration: built from argparse in one place, validated in one place, digested for resume.
+
+A `Config` is frozen and whole: every option that can change a number lives in `Config.digest_view()`;
+output paths, progress and the thread count (`OutputConfig`) do not. Entry points declare a `TableSpec`
+(their CPU-sized defaults, which option groups they offer, their own extra options) and call
+`parse(spec, argv)`; nothing downstream reads an argparse Namespace.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable
+
+from empirical.protocol import Protocol
+
+DATASETS = ("digits", "cifar10", "imagenet")
+PURIFIERS = ("diffpure", "revpure", "ddim", "gaussian", "none")
+MAX_THREADS = 256
+MAX_FRESH_EVALS = 1000
+MAX_SEED = 2 ** 63 - 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data and weights: the digits default, or local files / hub ids for CIFAR-10 and ImageNet."""
+
+    dataset: str = "digits"
+    data: str | None = None
+    purifier_model: str | None = None
+    classifier: str | None = None
+    non_ema: bool = False
+
+
+@dataclass(frozen=True)
+class PurifierConfig:
+    """The purifiers of the table and their settings (paper eqs. 1-3; Sec. 5.3 for s*)."""
+
+    names: tuple[str, ...] = ("diffpure", "gaussian")
+    t_star: int | None = None
+    s_star: int | None = None
+    toy_sigma: float | None = None
+    unet_batch: int | None = None
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many samples: attacked (n_samples), clean-only up to n_clean, BPDA-EOT on eot_samples.
+
+    None means "the table's default" (all of the test set under --full)."""
+
+    n_samples: int | None = None
+    n_clean: int | None = None
+    eot_samples: int | None = None
+    steps: int | None = None
+    eot: int | None = None
+    eps: float | None = None
+    step_size: float | None = None
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Seed, noise keys, chunking and device: they change numbers, so they are digested."""
+
+    seed: int = 0
+    noise_keys: str = "sample"
+    fresh_evals: int = 3
+    batch_size: int = 64
+    device: str = "auto"
+    predict: bool = True
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where results go and how the run looks: never part of the digest."""
+
+    results: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    json: str | None = None
+    csv: str | None = None
+    png: str | None = None
+    quiet: bool = False
+    threads: int | None = None
+    format: str = "compact"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run of one table: what the results store compares on --resume and every JSON output holds."""
+
+    table: str
+    data: DataConfig = field(default_factory=DataConfig)
+    purifier: PurifierConfig = field(default_factory=PurifierConfig)
+    sizes: Sizes = field(default_factory=Sizes)
+    run: RunConfig = field(default_factory=RunConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A table's own option (e.g. t_stars, k, radius)."""
+        return dict(self.extra).get(name, default)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["extra"] = dict(self.extra)
+        return out
+
+    def digest_view(self) -> dict:
+        """Everything that changes a number: the configuration without its output options."""
+        out = self.to_dict()
+        out.pop("output")
+        return out
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(view: dict) -> str:
+    """A short stable hash of a digest view (canonical JSON)."""
+    return hashlib.sha256(canonical_json(view).encode()).hexdigest()[:16]
+
+
+# ---- parsing ---------------------------------------------------------------------------------------
+
+def parse_fraction(text: str) -> float:
+    """'8/255', '0.0314' or '4e-3' -> float; argparse shows the error for anything else."""
+    try:
+        value = float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction such as 8/255, got {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What an entry point offers: its defaults (CPU-sized, dropped under --full), fixed defaults, and
+    whether it runs attacks (then it offers the attack, store and sharding options)."""
+
+    prog: str
+    description: str
+    table: str
+    cpu_defaults: dict = field(default_factory=dict)
+    set_defaults: dict = field(default_factory=dict)
+    attacks: bool = True
+    tabular: bool = True
+    figure: str | None = None
+
+
+def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
+    """The options of one entry point, with its defaults shown in --help."""
+    parser = argparse.ArgumentParser(prog=spec.prog, description=spec.description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = {**spec.cpu_defaults, **spec.set_defaults}
+    shown = lambda key, fallback: d.get(key, fallback)
+    g = parser.add_argument_group("data and models")
+    g.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits: scikit-learn's bundled digits at 16x16 with the committed weights (default); "
+                        "cifar10 / imagenet: --data, --purifier-model, --classifier")
+    g.add_argument("--data", metavar="DIR", help="CIFAR-10 python-batches folder or ImageNet validation folder")
+    g.add_argument("--purifier-model", metavar="PATH_OR_ID",
+                   help="diffusers DDPM folder or hub id (CIFAR-10, e.g. google/ddpm-cifar10-32) or "
+                        "256x256_diffusion_uncond.pt (ImageNet)")
+    g.add_argument("--classifier", metavar="PATH_OR_NAME",
+                   help="classifier weights: a state dict (WideResNet-28-10 with RobustBench keys, ResNet-50 "
+                        "with torchvision keys) or a model name")
+    g.add_argument("--non-ema", action="store_true", help="use the digits DDPM's non-EMA weights")
+    g.add_argument("--purifiers", "--purifier", nargs="+", metavar="NAME",
+                   help=f"from {', '.join(PURIFIERS)}; gaussian is the toy purifier P(x) = x + N(0, sigma^2 I) "
+                        f"(default: {' '.join(shown('purifiers', ['diffpure', 'gaussian']))})")
+    g.add_argument("--t-star", type=int, help=f"diffusion steps t* (default {shown('t_star', '100 on digits and CIFAR-10, 150 on ImageNet')})")
+    g.add_argument("--toy-sigma", type=float, help="sigma of the gaussian purifier (default on digits: the manifest's)")
+    g.add_argument("--unet-batch", type=int,
+                   help="run every UNet call in zero-padded micro-batches of exactly this many rows, so a "
+                        "sample's purification is bit-identical whatever the chunk size")
+    a = parser.add_argument_group("attack and evaluation")
+    a.add_argument("--n-samples", type=int, help=f"samples attacked (default {shown('n_samples', 'the dataset preset')}; --full: all)")
+    a.add_argument("--eps", type=parse_fraction, help="l_inf radius in [0, 1] units, e.g. 8/255 (default: the dataset's)")
+    if spec.attacks:
+        a.add_argument("--steps", type=int, help=f"PGD steps per attack (default {shown('steps', 'the dataset preset')})")
+        a.add_argument("--step-size", type=parse_fraction, help="PGD step size (default eps / 4)")
+        a.add_argument("--eot", type=int, help=f"EOT samples per gradient for BPDA-EOT (default {shown('eot', 4)}; paper 15)")
+        a.add_argument("--eot-samples", type=int, help=f"samples attacked with BPDA-EOT (default {shown('eot_samples', 16)}; paper 10%% of the data)")
+        a.add_argument("--n-clean", type=int, help=f"samples for clean accuracy, >= --n-samples (default {shown('n_clean', '--n-samples')})")
+        a.add_argument("--fresh-evals", type=int, default=shown("fresh_evals", 3),
+                       help=f"R: fresh-noise evaluations of every adversarial set (default {shown('fresh_evals', 3)})")
+        a.add_argument("--noise-keys", choices=("sample", "batch"), default="sample",
+                       help="sample: noise keyed per sample (default; results independent of batching); "
+                            "batch: the paper's Seed(i, t) = 2(1000 i + t) (+1 forward), i the batch index")
+    a.add_argument("--batch-size", type=int, default=64,
+                   help="samples per chunk, the unit of resume and of sharding (default 64)" if spec.attacks
+                   else "purifications per batch (default 64)")
+    a.add_argument("--seed", type=int, default=0, help="run seed: every noise key derives from it (default 0)")
+    a.add_argument("--full", action="store_true", help="the paper's protocol instead of the CPU-sized default")
+    o = parser.add_argument_group("run and output")
+    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:k] (default auto)")
+    o.add_argument("--threads", type=int, help=f"torch CPU threads (default {shown('threads', 'torch')})")
+    if spec.attacks:
+        o.add_argument("--results", metavar="PATH", help="per-chunk results store, written atomically after every chunk")
+        o.add_argument("--resume", action="store_true", help="continue the --results store of an interrupted run")
+        o.add_argument("--overwrite", action="store_true", help="replace an existing --results store")
+    o.add_argument("--json", metavar="PATH", help="write the configuration, rows and all measurements as JSON")
+    if spec.tabular:
+        o.add_argument("--csv", metavar="PATH", help="write the table rows as CSV")
+        o.add_argument("--format", choices=("compact", "wide", "markdown", "csv"), default="compact",
+                       help="compact: fits 120 columns (default); wide: adds the spread over fresh draws; "
+                            "markdown; csv (the table on stdout)")
+    if spec.figure:
+        o.add_argument("--png", default=spec.figure, help=f"output figure; a PDF is written beside it (default {spec.figure})")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(**spec.set_defaults)
+    if spec.cpu_defaults:
+        parser.epilog = ("CPU default without --full: "
+                         + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in spec.cpu_defaults.items()) + ".")
+    return parser
+
+
+def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every out-of-range value gets one argparse error (exit status 2) before anything is loaded."""
+    g = lambda name: getattr(args, name, None)
+    if g("t_star") is not None and not 0 <= args.t_star <= 1000:
+        parser.error(f"--t-star must be in [0, 1000] (the diffusion's steps), got {args.t_star}")
+    if g("toy_sigma") is not None and not (math.isfinite(args.toy_sigma) and args.toy_sigma > 0):
+        parser.error(f"--toy-sigma must be a finite positive number, got {args.toy_sigma}")
+    if g("eps") is not None and not 0 < args.eps <= 1:
+        parser.error(f"--eps must be in (0, 1] (image units), got {args.eps}; e.g. 8/255 = {8 / 255:.4f}")
+    for name in ("n_samples", "steps", "eot", "eot_samples", "n_clean", "fresh_evals", "batch_size", "threads",
+                 "unet_batch"):
+        value = g(name)
+        if value is not None and value < (0 if name == "steps" else 1):
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if g("threads") is not None and args.threads > MAX_THREADS:
+        parser.error(f"--threads must be at most {MAX_THREADS}, got {args.threads} (this machine has {os.cpu_count()} CPUs)")
+    if g("fresh_evals") is not None and args.fresh_evals > MAX_FRESH_EVALS:
+        parser.error(f"--fresh-evals must be at most {MAX_FRESH_EVALS}, got {args.fresh_evals}")
+    if g("step_size") is not None and not (math.isfinite(args.step_size) and args.step_size > 0):
+        parser.error(f"--step-size must be a finite positive number, got {args.step_size}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be in [0, 2^63 - 1], got {args.seed}")
+    if g("n_clean") is not None and g("n_samples") is not None and args.n_clean < args.n_samples:
+        parser.error(f"--n-clean ({args.n_clean}) must be >= --n-samples ({args.n_samples}): clean accuracy "
+                     "is measured on the attacked samples and more")
+    if g("resume") and not g("results"):
+        parser.error("--resume needs --results PATH (the store to continue)")
+    if g("resume") and g("overwrite"):
+        parser.error("--resume and --overwrite contradict each other; choose one")
+    if args.dataset != "digits" and not (args.data and args.purifier_model and args.classifier):
+        parser.error(f"--dataset {args.dataset} needs --data, --purifier-model and --classifier (local paths "
+                     "or names); nothing is downloaded unless asked")
+    for name in args.purifiers or ():
+        if name not in PURIFIERS:
+            parser.error(f"unknown purifier {name!r}; choose from {', '.join(PURIFIERS)}")
+    _check_device(parser, args.device)
+
+
+def _check_device(parser: argparse.ArgumentParser, name: str) -> None:
+    import torch
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        parser.error(f"--device {name!r} is not a device; use auto, cpu or cuda[:k]")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {name!r}: only cpu and cuda run this code; use auto, cpu or cuda[:k]")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {name} asked for CUDA, but torch sees no CUDA device; use --device cpu")
+
+
+def parse(spec: TableSpec, argv: list[str] | None = None,
+          extra: Callable[[argparse.ArgumentParser], None] | None = None,
+          check: Callable[[argparse.ArgumentParser, argparse.Namespace], dict] | None = None) -> Config:
+    """Parse and validate the command line of one entry point into a frozen Config.
+
+    `extra(parser)` adds the entry point's own options; `check(parser, args)` validates them and returns
+    them as a dict (they join the digest). CPU defaults fill options left unset unless --full."""
+    parser = build_parser(spec)
+    if extra is not None:
+        extra(parser)
+    parsed = vars(parser.parse_args(argv))
+    if not parsed["full"]:
+        parsed.update({k: v for k, v in spec.cpu_defaults.items() if parsed.get(k) is None})
+    args = argparse.Namespace(**parsed)
+    _check_ranges(parser, args)
+    own = check(parser, args) if check is not None else {}
+    from empirical.harness import store
+    try:
+        store.check_outputs(args)
+    except ValueError as err:
+        parser.error(str(err))
+    return from_namespace(spec.table, args, own)
+
+
+def from_namespace(table: str, args: argparse.Namespace, own: dict | None = None) -> Config:
+    """The one place a Namespace becomes typed values."""
+    g = lambda name, default=None: getattr(args, name, default)
+    return Config(
+        table=table,
+        data=DataConfig(args.dataset, g("data"), g("purifier_model"), g("classifier"), bool(g("non_ema", False))),
+        purifier=PurifierConfig(tuple(g("purifiers") or ()), g("t_star"), g("s_star"), g("toy_sigma"), g("unet_batch")),
+        sizes=Sizes(g("n_samples"), g("n_clean"), g("eot_samples"), g("steps"), g("eot"), g("eps"), g("step_size"),
+                    bool(g("full", False))),
+        run=RunConfig(args.seed, g("noise_keys", "sample"), g("fresh_evals", 3), g("batch_size", 64), args.device,
+                      not g("no_predict", False)),
+        output=OutputConfig(g("results"), bool(g("resume", False)), bool(g("overwrite", False)), g("json"), g("csv"),
+                            g("png"), bool(g("quiet", False)), g("threads"),
+                            g("format", "compact")),
+        extra=tuple(sorted((own or {}).items())))
+
+
+def replace(config: Config, **changes: Any) -> Config:
+    """A copy with nested fields changed, e.g. replace(c, purifier={"t_star": 50})."""
+    out = {}
+    for key, value in changes.items():
+        current = getattr(config, key)
+        if isinstance(value, dict) and dataclasses.is_dataclass(current):
+            out[key] = dataclasses.replace(current, **value)
+        else:
+            out[key] = value
+    return dataclasses.replace(config, **out)
+
+
+def make_protocol(config: Config, budget: dict, fresh_cells: bool = True) -> Protocol:
+    """The library's attack protocol from a resolved budget (setup.resolve_budget) and the run options."""
+    return Protocol(eps=budget["eps"], steps=budget["steps"], step_size=budget["step_size"], eot=budget["eot"],
+                    fresh_evals=config.run.fresh_evals, seed=config.run.seed, noise_keys=config.run.noise_keys,
+                    fresh_cells=fresh_cells)

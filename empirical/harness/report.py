@@ -1,0 +1,179 @@
+"""Accuracies with standard errors from per-sample outcomes; terminal, markdown and CSV tables; the JSON
+and CSV writers every entry point ends with; one-line errors for a user's mistakes."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+import sys
+import time
+from typing import Any, Callable
+
+from empirical.results import atomic_write_json, atomic_write_text
+
+
+@dataclass
+class Accuracy:
+    """Accuracy in percent with its standard error over samples (and spread over fresh draws)."""
+
+    mean: float
+    se: float
+    n: int
+    draws: int = 1
+    spread: float | None = None   # std of the per-draw accuracies (fresh-noise cells)
+
+    def text(self, spread: bool = True) -> str:
+        s = f"{self.mean:5.1f}±{self.se:3.1f}"
+        return s + (f" [{self.spread:.1f}]" if spread and self.spread is not None else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def accuracy(outcomes) -> Accuracy | None:
+    """[N] booleans, or [R][N] for R fresh draws (SE across samples of the per-sample mean)."""
+    if outcomes is None:
+        return None
+    a = np.asarray(outcomes, dtype=float)
+    if a.size == 0:
+        return None
+    if a.ndim == 1:
+        p = a.mean()
+        return Accuracy(100 * p, 100 * math.sqrt(p * (1 - p) / a.size), a.size)
+    per_sample = a.mean(axis=0)
+    n = per_sample.size
+    se = per_sample.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    spread = a.mean(axis=1).std(ddof=1) if a.shape[0] > 1 else None
+    return Accuracy(100 * per_sample.mean(), 100 * se, n, a.shape[0],
+                    None if spread is None else 100 * spread)
+
+
+def format_table(rows: list[dict], columns: list[tuple[str, str]], spread: bool = True) -> str:
+    """Fixed-width text table; `columns` are (key, header) pairs; Accuracy cells print mean±SE [spread]."""
+    cells = [[_cell(row.get(key), spread) for key, _ in columns] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, (_, h) in enumerate(columns)]
+    line = lambda items: "  ".join(s.ljust(w) for s, w in zip(items, widths)).rstrip()
+    out = [line([h for _, h in columns]), line(["-" * w for w in widths])]
+    return "\n".join(out + [line(c) for c in cells])
+
+
+def _cell(value, spread: bool = True) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, Accuracy):
+        return value.text(spread)
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def write_csv(path: str, rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    """CSV with mean and SE columns for every accuracy cell, written atomically."""
+    buf = io.StringIO()
+    _csv_rows(csv.writer(buf), rows, columns)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _csv_rows(writer, rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    header = []
+    for key, _ in columns:
+        header += [key] if not any(isinstance(r.get(key), Accuracy) for r in rows) else [key, f"{key}_se"]
+    writer.writerow(header)
+    for row in rows:
+        out = []
+        for key, _ in columns:
+            value = row.get(key)
+            if any(isinstance(r.get(key), Accuracy) for r in rows):
+                out += [f"{value.mean:.3f}", f"{value.se:.3f}"] if isinstance(value, Accuracy) else ["", ""]
+            else:
+                out.append("" if value is None else value)
+        writer.writerow(out)
+
+
+def paired_drop(no_fix, fixed) -> Accuracy | None:
+    """Accuracy lost by fixing the noise, paired over the same samples: mean and SE of
+    d_i = (mean over fresh draws of sample i's correctness) - (its correctness under replay)."""
+    if no_fix is None or fixed is None:
+        return None
+    a, b = np.asarray(no_fix, dtype=float), np.asarray(fixed, dtype=float)
+    a = a.mean(axis=0) if a.ndim == 2 else a
+    b = b.mean(axis=0) if b.ndim == 2 else b
+    if a.shape != b.shape:
+        raise ValueError(f"paired cells need the same samples, got {a.shape} and {b.shape}")
+    d = a - b
+    se = 100 * d.std(ddof=1) / math.sqrt(d.size) if d.size > 1 else float("nan")
+    return Accuracy(100 * d.mean(), se, d.size)
+
+
+def jsonable(row: dict) -> dict:
+    """A table row with its Accuracy cells as dicts."""
+    return {k: (v.to_dict() if isinstance(v, Accuracy) else v) for k, v in row.items()}
+
+
+def write_outputs(config, result: dict, rows: list[dict] | None = None, columns=None) -> None:
+    """--json (the whole result, with the configuration) and --csv (the rows), each written atomically."""
+    out = config.output
+    if out.json:
+        atomic_write_json(out.json, {"config": config.to_dict(), **result})
+    if out.csv and rows is not None:
+        write_csv(out.csv, rows, columns)
+
+
+def run_main(main: Callable[[], Any], prog: str) -> Any:
+    """Run an entry point's body; a user's mistake found after parsing (a missing file, a store that does
+    not match) becomes one line on stderr and exit status 2, never a traceback."""
+    from empirical.harness.store import StoreError
+    try:
+        return main()
+    except (StoreError, FileNotFoundError, PermissionError, ValueError, ImportError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+class Timer:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch's CPU thread count for this run (None leaves torch's choice)."""
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+
+def status(text: str, config=None) -> None:
+    """Run descriptions and progress go to stderr, so a redirected stdout holds only the table."""
+    if config is None or not config.output.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str = "compact", spread: bool = False) -> str:
+    """The table in one of the --format styles: compact / wide (fixed width), markdown, csv."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        _csv_rows(csv.writer(buf), rows, columns)
+        return buf.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        head = "| " + " | ".join(h for _, h in columns) + " |"
+        rule = "|" + "|".join("---" for _ in columns) + "|"
+        body = ["| " + " | ".join(_cell(r.get(k), spread) for k, _ in columns) + " |" for r in rows]
+        return "\n".join([head, rule] + body)
+    return format_table(rows, columns, spread=spread or fmt == "wide")
+
+
+def save_figure(fig, png: str, dpi: int = 300) -> list[str]:
+    """The figure as PNG and, beside it, PDF (print resolution); returns both paths."""
+    from pathlib import Path
+    pdf = str(Path(png).with_suffix(".pdf"))
+    fig.savefig(png, dpi=dpi, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
+    return [png, pdf]

@@ -1,0 +1,83 @@
+"""Sweeps of a purifier setting (t* for Table S1 / Fig. 2a, s* for Table S2 / Fig. 2b) under fixed noise.
+
+One results store and one runner for the whole sweep; each value is a setup whose cells are prefixed
+with the value (e.g. "t50:"). The tables set ours beside the paper's CIFAR-10 rows; the figures show
+clean (dashed) and BPDA (solid) accuracy with SE bars.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from empirical.harness import config as cfg
+from empirical.harness import report
+from empirical.harness.setup import Setup, load_setup
+from empirical.harness.tables import replay_row, run_protocol
+
+
+def sweep_setups(config: cfg.Config, field: str, tag: str, values: list[int]) -> list[tuple[str, Setup]]:
+    """One setup per value of the purifier field (`t_star` or `s_star`), without BPDA-EOT cells."""
+    out = []
+    for value in values:
+        setup = load_setup(cfg.replace(config, purifier={field: value}))
+        setup.eot_ids = set()      # Tables S1 and S2 have no BPDA-EOT column
+        out.append((f"{tag}{value}:", setup))
+    return out
+
+
+def run_sweep(config: cfg.Config, field: str, tag: str, values: list[int], header: str) -> tuple[list[dict], dict, dict]:
+    """Fixed-noise clean/BPDA rows per (value, purifier), the chunk records, and the resolved setups."""
+    setups = sweep_setups(config, field, tag, values)
+    protocols = {id(s): cfg.make_protocol(config, s.budget, fresh_cells=False) for _, s in setups}
+    report.status(setups[0][1].describe(protocols[id(setups[0][1])]) + header, config)
+    records = run_protocol(config, setups, lambda s: protocols[id(s)])
+    if records is None:
+        return [], {}, {}
+    rows = []
+    for (prefix, setup), value in zip(setups, values):
+        for spec in setup.purifiers:
+            rows.append(replay_row(spec, records[prefix + spec.key], **{tag: value}))
+    return rows, records, {prefix: s.resolved() for prefix, s in setups}
+
+
+def sweep_table(rows: list[dict], values: list[int], key: str, paper: dict, label: str, fmt: str = "compact") -> str:
+    """Metric x purifier rows, one column per value, ours beside the paper's (CIFAR-10) rows."""
+    cols = [("metric", "Metric"), ("method", "Model")] + [(str(v), f"{label}={v}") for v in values]
+    table = []
+    for metric in ("clean", "bpda"):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            cells = {str(r[key]): r[metric] for r in rows if r["method"] == method}
+            table.append({"metric": metric, "method": method, **cells})
+        for method, ys in paper[metric].items():
+            table.append({"metric": metric, "method": f"paper (CIFAR-10): {method}",
+                          **{str(v): y for v, y in zip(paper.get("values", values), ys)}})
+    return report.render(table, cols, fmt)
+
+
+def plot_sweep(rows: list[dict], key: str, xlabel: str, title: str, path: Path, log_x: bool = False) -> list[str]:
+    """Dashed lines: clean accuracy; solid: BPDA accuracy; error bars are SE. PNG and PDF."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    colors = {"DiffPure": "tab:blue", "RevPure": "tab:orange", "DDIM RevPure": "tab:green"}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r[key])
+        xs = [r[key] for r in pts]
+        for metric, style in (("clean", "--"), ("bpda", "-")):
+            acc = [r[metric] for r in pts]
+            if any(a is None for a in acc):
+                continue
+            ax.errorbar(xs, [a.mean for a in acc], yerr=[a.se for a in acc], ls=style, marker="o", ms=3,
+                        color=colors.get(method), capsize=2,
+                        label=f"{method} {'clean' if metric == 'clean' else 'BPDA'}")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    paths = report.save_figure(fig, str(path))
+    plt.close(fig)
+    return paths

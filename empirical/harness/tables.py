@@ -1,0 +1,84 @@
+"""Running the protocol's cells for one or more setups: the store, sharding and the accuracy rows.
+
+Every table that measures clean / BPDA / BPDA-EOT cells (Tables 1, 2, S1, S2, 3 and the audit-style
+checks) goes through `run_protocol`: one results store, one runner, one record reader (`cell`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from empirical.harness import records as rec
+from empirical.harness.config import Config
+from empirical.harness.report import Accuracy, accuracy, paired_drop
+from empirical.harness.runner import Cell, Chunk, run_cells
+from empirical.harness.setup import PurifierSpec, Setup
+from empirical.harness.sharding import World, init_world, shutdown
+from empirical.harness.store import ResultStore
+from empirical.protocol import Protocol, run_chunk
+
+
+def protocol_cell(spec: PurifierSpec, setup: Setup, protocol: Protocol, key: str, predict: bool) -> Cell:
+    """One purifier's column block: run_chunk on each chunk (attacked chunks get the attacks)."""
+    def measure(chunk: Chunk, tick: Callable[[], None]) -> dict:
+        ids = torch.tensor(chunk.ids, dtype=setup.ids.dtype)
+        x, y = setup.batch(ids)
+        eot_mask = torch.tensor([int(i) in setup.eot_ids for i in chunk.ids], dtype=torch.bool)
+        return run_chunk(spec.classifier, spec.purifier, x, y, ids, chunk.index, protocol, eot_mask,
+                         predict=chunk.attacked and predict, clean_only=not chunk.attacked, tick=tick)
+
+    def phases(chunk: Chunk) -> int:
+        n_eot = sum(int(i) in setup.eot_ids for i in chunk.ids)
+        return protocol.phases(chunk.attacked, n_eot, spec.stochastic, predict)
+
+    return Cell(key, f"{spec.method} t*={spec.t_star_text}", measure, phases)
+
+
+def open_store(config: Config, resolved: dict, world: World) -> ResultStore:
+    """The run's store; its digest covers the configuration and what loading resolved (sizes, budget,
+    weight and data identities)."""
+    view = {**config.digest_view(), "resolved": resolved}
+    return ResultStore.open(config.output.results, view, resume=config.output.resume,
+                            overwrite=config.output.overwrite, rank=world.rank, world_size=world.size)
+
+
+def run_protocol(config: Config, setups: list[tuple[str, Setup]], protocol_for: Callable[[Setup], Protocol],
+                 predict: bool = False) -> dict[str, list[dict]] | None:
+    """Every purifier of every (prefix, setup) over the setups' chunks, in one store, sharded under
+    torchrun. Returns {prefix + spec.key: chunk measurements} on the main rank, None on the others."""
+    first = setups[0][1]
+    resolved = {prefix or "run": s.resolved() for prefix, s in setups}
+    resolved["protocol"] = {prefix or "run": protocol_for(s).to_dict() for prefix, s in setups}
+    cells = [protocol_cell(spec, s, protocol_for(s), prefix + spec.key, predict)
+             for prefix, s in setups for spec in s.purifiers]
+    return execute(config, cells, first.chunks(config.run.batch_size), resolved, first.device)
+
+
+def execute(config: Config, cells: list[Cell], chunks: list[Chunk], resolved: dict,
+            device: torch.device) -> dict[str, list[dict]] | None:
+    """Open the store, run the cells over the chunks (sharded under torchrun), close the process group.
+    Returns the gathered chunk measurements on the main rank, None on the others."""
+    world = init_world(device)
+    store = open_store(config, resolved, world)
+    out = run_cells(cells, chunks, store, world, config.output.quiet)
+    shutdown(world)
+    return out if world.is_main else None
+
+
+def cell(chunks: list[dict], name: str) -> Accuracy | None:
+    """A table cell (mean ± SE over samples) from the chunk measurements."""
+    return accuracy(rec.outcomes(chunks, name))
+
+
+def drop(chunks: list[dict], no_fix: str, fixed: str) -> Accuracy | None:
+    """No-fix minus fixed-noise accuracy, paired over the same samples."""
+    return paired_drop(rec.outcomes(chunks, no_fix), rec.outcomes(chunks, fixed))
+
+
+def replay_row(spec: PurifierSpec, chunks: list[dict], **extra) -> dict:
+    """Clean / BPDA / BPDA-EOT under fixed noise (the paper's Tables 2, S1, S2, 3)."""
+    fix = "yes" if spec.stochastic else "n/a (deterministic)"
+    return {"purifier": spec.label, "method": spec.method, "fix": fix, "t_star": spec.t_star_text,
+            "clean": cell(chunks, "clean_replay"), "bpda": cell(chunks, "bpda_replay"),
+            "eot": cell(chunks, "eot_replay"), **extra}
