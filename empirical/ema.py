@@ -23,7 +23,7 @@ from empirical.harness import report
 from empirical.harness.setup import load_setup
 from empirical.harness.tables import replay_row, run_protocol
 from empirical.protocol import replay_source
-from empirical.purifiers import ddpm_step, timestep_grid
+from empirical.purifiers import generate
 
 PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
     {"purifier": "paper: DDPM (EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
@@ -40,29 +40,6 @@ SPEC = cfg.TableSpec("python -m empirical.ema", __doc__, "3",
                      set_defaults=dict(purifiers=["revpure"], t_star=150, fresh_evals=1))
 
 
-def generate(unet, alphas_cumprod: torch.Tensor, n: int, steps: int, generator: torch.Generator,
-             clip: float | None = 1.0, variance_type: str = "fixed_small", batch_size: int = 256,
-             quiet: bool = True) -> torch.Tensor:
-    """n DDPM ancestral samples (Ho et al. Alg. 2) on an s-step respaced grid, as [0, 1] images."""
-    if n < 1 or not 1 <= steps <= len(alphas_cumprod):
-        raise ValueError(f"need n >= 1 and 1 <= steps <= {len(alphas_cumprod)}, got n={n}, steps={steps}")
-    grid = timestep_grid(len(alphas_cumprod), steps)
-    size, ch = unet.config.sample_size, unet.config.in_channels
-    out = []
-    for lo in range(0, n, batch_size):
-        b = min(batch_size, n - lo)
-        x = torch.randn((b, ch, size, size), generator=generator)
-        with torch.no_grad():
-            for k, t in enumerate(tqdm(grid, desc=f"generate {lo}-{lo + b}", disable=quiet, leave=False,
-                                       file=sys.stderr)):
-                t_prev = grid[k + 1] if k + 1 < len(grid) else -1
-                eps = unet(x, torch.full((b,), t, dtype=torch.long)).sample
-                z = torch.randn(x.shape, generator=generator) if t > 0 else None
-                x = ddpm_step(eps, x, t, t_prev, alphas_cumprod, z, clip=clip, variance_type=variance_type)
-        out.append(((x + 1) / 2).clamp(0, 1))
-    return torch.cat(out)
-
-
 def purified_images(spec, setup, protocol, batch_size: int) -> torch.Tensor:
     """The clean test images after RevPure under the same fixed noise the attacks use."""
     outs = []
@@ -77,8 +54,11 @@ def quality(spec, setup, protocol, config: cfg.Config, reference: np.ndarray) ->
     """Fréchet distances (classifier feature space) of generated and purified images to the test set."""
     pur = spec.purifier
     g = torch.Generator().manual_seed(config.run.seed)
-    gen = generate(pur.unet, pur.alphas_cumprod.float(), config.option("n_gen"), config.option("gen_steps"), g,
-                   clip=pur.clip, variance_type=pur.variance_type, quiet=config.output.quiet)
+    n_gen, steps = config.option("n_gen"), config.option("gen_steps")
+    with tqdm(total=-(-n_gen // 256) * steps, desc=f"generate {spec.label}", disable=config.output.quiet,
+              leave=False, file=sys.stderr) as bar:
+        gen = generate(pur.unet, pur.alphas_cumprod.float(), n_gen, steps, g, clip=pur.clip,
+                       variance_type=pur.variance_type, progress=lambda done, total: bar.update(1))
     clf = spec.classifier
     with torch.no_grad():
         labels = clf(gen).argmax(1)

@@ -8,15 +8,19 @@ for the z of the step x_n -> x_{n'} (none on the last step, as in diffusers).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint as _checkpoint
 
+from .diffusion_steps import (RESPACINGS, VARIANCE_TYPES, EpsOut, _abar, check_option, ddim_step, ddpm_step,
+                              eval_mode, generate, reverse_chain, split_output, timestep_grid)
 from .noise import NoiseSource
+
+_eval_mode = eval_mode
+__all__ = ["NAMES", "RESPACINGS", "VARIANCE_TYPES", "DiffusionPurifier", "GaussianPurifier", "IdentityPurifier",
+           "Purifier", "PurifyTrajectory", "check_images", "ddim_step", "ddpm_step", "generate", "make_purifier",
+           "reverse_chain", "timestep_grid"]
 
 NAMES = ("diffpure", "revpure", "ddim", "gaussian", "none")
 
@@ -45,74 +49,6 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} has values outside [0, 1] (min {float(x.min()):.4g}, max {float(x.max()):.4g})")
 
 
-def timestep_grid(t_star: int, s_star: int | None = None) -> list[int]:
-    """Descending diffusers timesteps of the reverse chain: all of t*-1..0, or s* linearly spaced ones (Sec. 5.3).
-
-    The grid always starts at t*-1 (the noise level of x_t*) and ends at 0; s* == t* is the full chain.
-    """
-    if t_star < 0:
-        raise ValueError(f"t_star must be >= 0, got {t_star}")
-    if s_star is None or s_star == t_star:
-        return list(range(t_star - 1, -1, -1))
-    if not 1 <= s_star <= t_star:
-        raise ValueError(f"s_star must be in [1, t_star={t_star}], got {s_star}")
-    if s_star == 1:
-        return [t_star - 1]
-    grid = np.unique(np.round(np.linspace(0, t_star - 1, s_star)).astype(np.int64))
-    return [int(v) for v in grid[::-1]]
-
-
-def _abar(alphas_cumprod: torch.Tensor, t: int) -> float:
-    return 1.0 if t < 0 else float(alphas_cumprod[t])
-
-
-def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t: int, t_prev: int, alphas_cumprod: torch.Tensor,
-              z: torch.Tensor | None, *, clip: float | None = 1.0, variance_type: str = "fixed_small") -> torch.Tensor:
-    """One ancestral step x_t -> x_{t_prev} (eq. 2 written via the posterior of Ho et al. eq. 7).
-
-    Uses the respaced posterior (alpha_t := abar_t / abar_prev) so that subsequenced grids work; with
-    clip=None and t_prev = t - 1 it is exactly eq. 2. ``z`` is the explicit noise (unused when t == 0).
-    """
-    a_t, a_prev = _abar(alphas_cumprod, t), _abar(alphas_cumprod, t_prev)
-    alpha = a_t / a_prev
-    beta = 1.0 - alpha
-    x0 = (x_t - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
-    if clip is not None:
-        x0 = x0.clamp(-clip, clip)
-    mean = (a_prev ** 0.5 * beta / (1.0 - a_t)) * x0 + (alpha ** 0.5 * (1.0 - a_prev) / (1.0 - a_t)) * x_t
-    if t == 0:
-        return mean
-    if z is None:
-        raise ValueError("ddpm_step needs noise z for t > 0")
-    if variance_type == "fixed_small":
-        var = max((1.0 - a_prev) / (1.0 - a_t) * beta, 1e-20)
-    elif variance_type == "fixed_large":
-        var = beta
-    else:
-        raise ValueError(f"unsupported variance_type {variance_type!r}; expected 'fixed_small' or 'fixed_large'")
-    return mean + var ** 0.5 * z
-
-
-def ddim_step(eps: torch.Tensor, x_t: torch.Tensor, t: int, t_prev: int, alphas_cumprod: torch.Tensor,
-              *, clip: float | None = 1.0) -> torch.Tensor:
-    """One deterministic DDIM step (eq. 3, eta = 0); abar at t_prev < 0 is 1, so the last step returns x0_hat."""
-    a_t, a_prev = _abar(alphas_cumprod, t), _abar(alphas_cumprod, t_prev)
-    x0 = (x_t - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
-    if clip is not None:
-        x0 = x0.clamp(-clip, clip)
-    return a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
-
-
-@contextmanager
-def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
 class DiffusionPurifier:
     """DiffPure (forward noise to t*, then DDPM reverse), RevPure (DDPM reverse from the input as x_t*)
     or DDIM RevPure (deterministic reverse from the input as x_t*), optionally on an s*-step grid.
@@ -120,14 +56,18 @@ class DiffusionPurifier:
     RevPure's interpretation: no forward noise is added; the scaled input 2x - 1 itself is taken as
     the state x_t* and the reverse chain runs from diffusers timestep t* - 1 down to 0.
 
-    ``unet_batch`` = k runs every UNet call on zero-padded chunks of exactly k rows. CPU kernels
-    (BLAS, oneDNN 1x1 convs) pick their reduction order by batch size, so without it a sample's output
-    can differ in the last bits between batch sizes even under per-sample replay noise.
+    ``clip``: x0-prediction clamp, None | float | "auto" (scheduler.config.clip_sample and its range);
+    guided-diffusion's clip_denoised=True is clip=1.0. ``variance_type``: "auto" (learned_range when the
+    UNet reports ``learn_sigma``, else scheduler.config.variance_type), "fixed_small", "fixed_large" or
+    "learned_range". ``respacing``: "respaced" or the legacy "one_step" coefficients on an s*-grid (see
+    empirical.diffusion_steps). ``unet_batch`` = k runs every UNet call on zero-padded chunks of exactly
+    k rows. CPU kernels (BLAS, oneDNN 1x1 convs) pick their reduction order by batch size, so without it
+    a sample's output can differ in the last bits between batch sizes even under per-sample replay noise.
     """
 
     def __init__(self, method: str, unet: torch.nn.Module, scheduler, t_star: int = 100,
                  s_star: int | None = None, *, mixed_precision: bool = False, clip: float | None | str = "auto",
-                 unet_batch: int | None = None):
+                 variance_type: str = "auto", respacing: str = "respaced", unet_batch: int | None = None):
         if method not in ("diffpure", "revpure", "ddim"):
             raise ValueError(f"unknown diffusion purifier {method!r}; expected diffpure, revpure or ddim")
         if unet is None or scheduler is None:
@@ -144,12 +84,9 @@ class DiffusionPurifier:
         self.s_star = s_star
         self.grid = timestep_grid(self.t_star, s_star)
         self.alphas_cumprod = scheduler.alphas_cumprod.detach().to(torch.float64).cpu()
-        if clip == "auto":
-            clip = float(cfg.clip_sample_range) if getattr(cfg, "clip_sample", False) else None
-        self.clip = clip
-        self.variance_type = getattr(cfg, "variance_type", "fixed_small")
-        if method != "ddim" and self.variance_type not in ("fixed_small", "fixed_large"):
-            raise ValueError(f"unsupported variance_type {self.variance_type!r}")
+        self.clip = _resolve_clip(clip, cfg)
+        self.variance_type = _resolve_variance(variance_type, unet, cfg, method)
+        self.respacing = check_option(respacing, RESPACINGS, "respacing")
         self.mixed_precision = bool(mixed_precision)
         if unet_batch is not None and int(unet_batch) < 1:
             raise ValueError(f"unet_batch must be >= 1 or None, got {unet_batch}")
@@ -157,15 +94,26 @@ class DiffusionPurifier:
         self.stochastic = method != "ddim" and self.t_star > 0
         self.name = method
 
-    def _eps_once(self, x: torch.Tensor, t: int) -> torch.Tensor:
+    def describe(self) -> dict:
+        """The settings that decide the purifier's output, for every record that uses it."""
+        return {"method": self.method, "t_star": self.t_star, "s_star": self.s_star, "clip": self.clip,
+                "variance_type": None if self.method == "ddim" else self.variance_type,
+                "respacing": self.respacing, "unet_batch": self.unet_batch, "mixed_precision": self.mixed_precision}
+
+    @property
+    def _learned(self) -> bool:
+        return self.method != "ddim" and self.variance_type == "learned_range"
+
+    def _eps_once(self, x: torch.Tensor, t: int) -> EpsOut:
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         if self.mixed_precision:
             with torch.autocast(device_type="cuda", dtype=torch.float16):
-                return self.unet(x, tt).sample.to(x.dtype)
-        return self.unet(x, tt).sample
+                out = split_output(self.unet(x, tt), x, self._learned)
+            return tuple(o.to(x.dtype) for o in out) if isinstance(out, tuple) else out.to(x.dtype)
+        return split_output(self.unet(x, tt), x, self._learned)
 
-    def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """UNet epsilon; with ``unet_batch`` = k, evaluated in zero-padded chunks of exactly k rows."""
+    def _eps(self, x: torch.Tensor, t: int) -> EpsOut:
+        """UNet epsilon (and v for learned_range); with ``unet_batch`` = k, in zero-padded chunks of k rows."""
         k = self.unet_batch
         if not k:
             return self._eps_once(x, t)
@@ -175,16 +123,11 @@ class DiffusionPurifier:
             n = chunk.shape[0]
             if n < k:
                 chunk = torch.cat([chunk, chunk.new_zeros((k - n, *chunk.shape[1:]))])
-            outs.append(self._eps_once(chunk, t)[:n])
+            out = self._eps_once(chunk, t)
+            outs.append(tuple(o[:n] for o in out) if isinstance(out, tuple) else out[:n])
+        if isinstance(outs[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*outs))
         return torch.cat(outs)
-
-    def _step_fn(self, t: int, t_prev: int) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
-        def step(x: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-            eps = self._eps(x, t)
-            if self.method == "ddim":
-                return ddim_step(eps, x, t, t_prev, self.alphas_cumprod, clip=self.clip)
-            return ddpm_step(eps, x, t, t_prev, self.alphas_cumprod, z, clip=self.clip, variance_type=self.variance_type)
-        return step
 
     def _start(self, x: torch.Tensor, noise: NoiseSource | None) -> torch.Tensor:
         if self.mixed_precision and x.device.type != "cuda":
@@ -206,23 +149,17 @@ class DiffusionPurifier:
             raise ValueError(f"x has {x.shape[1]} channels but the UNet takes {expected}")
         if self.t_star == 0:
             return x.clone(), [2.0 * x.detach() - 1.0] if keep_every else [], [0] if keep_every else []
-        states, steps = [], []
-        with _eval_mode(self.unet), torch.set_grad_enabled(grad):
+
+        def draw_z(t: int, s: torch.Tensor) -> torch.Tensor:
+            return noise.draw("reverse", t + 1, s.shape, s.device, s.dtype)
+
+        with eval_mode(self.unet), torch.set_grad_enabled(grad):
             xs = self._start(x, noise)
-            for k, t in enumerate(self.grid):
-                if keep_every and k % keep_every == 0:
-                    states.append(xs.detach().clone()), steps.append(t + 1)
-                t_prev = self.grid[k + 1] if k + 1 < len(self.grid) else -1
-                z = None
-                if self.method != "ddim" and t > 0:
-                    z = noise.draw("reverse", t + 1, xs.shape, xs.device, xs.dtype)
-                step = self._step_fn(t, t_prev)
-                if grad and use_checkpoint:
-                    xs = _checkpoint(step, xs, z, use_reentrant=False)
-                else:
-                    xs = step(xs, z)
-            if keep_every:
-                states.append(xs.detach().clone()), steps.append(0)
+            ddim = self.method == "ddim"
+            xs, states, steps = reverse_chain(
+                self._eps, xs, self.grid, self.alphas_cumprod, draw_z, method="ddim" if ddim else "ddpm",
+                clip=self.clip, variance_type="fixed_small" if ddim else self.variance_type,
+                respacing=self.respacing, keep_every=keep_every, checkpoint=grad and use_checkpoint)
             out = ((xs + 1.0) / 2.0).clamp(0.0, 1.0)
         return out, states, steps
 
@@ -242,6 +179,42 @@ class DiffusionPurifier:
         return PurifyTrajectory(states=states, steps=steps, output=out)
 
 
+def _resolve_clip(clip: bool | float | None | str, cfg) -> float | None:
+    if isinstance(clip, str):
+        if clip != "auto":
+            raise ValueError(f"clip must be None, a positive number or 'auto', got {clip!r}")
+        return float(cfg.clip_sample_range) if getattr(cfg, "clip_sample", False) else None
+    if clip is None or clip is False:
+        return None
+    value = 1.0 if clip is True else float(clip)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"clip must be None, a positive number or 'auto', got {clip!r}")
+    return value
+
+
+def _predicts_variance(unet: torch.nn.Module) -> bool | None:
+    """Whether the UNet outputs a variance (guided adapter's learn_sigma, or 2C diffusers outputs); None if unknown."""
+    if hasattr(unet, "learn_sigma"):
+        return bool(unet.learn_sigma)
+    cfg = getattr(unet, "config", None)
+    if getattr(cfg, "out_channels", None) is not None and getattr(cfg, "in_channels", None) is not None:
+        return cfg.out_channels == 2 * cfg.in_channels
+    return None
+
+
+def _resolve_variance(variance_type: str, unet: torch.nn.Module, cfg, method: str) -> str:
+    if variance_type == "auto":
+        variance_type = ("learned_range" if getattr(unet, "learn_sigma", False)
+                         else getattr(cfg, "variance_type", "fixed_small"))
+        if method == "ddim":
+            return variance_type            # DDIM draws no noise: the scheduler's setting is recorded, not used
+    check_option(variance_type, VARIANCE_TYPES, "variance_type")
+    if method != "ddim" and variance_type == "learned_range" and _predicts_variance(unet) is False:
+        raise ValueError("variance_type 'learned_range' needs a UNet that predicts its variance (a guided-diffusion "
+                         "model with learn_sigma=True, or out_channels = 2 x in_channels); use 'fixed_small'")
+    return variance_type
+
+
 class GaussianPurifier:
     """Toy purifier P(x) = x + sigma * z, z ~ N(0, I) (paper eq. 4); ``clip=True`` clamps to [0, 1].
 
@@ -255,6 +228,10 @@ class GaussianPurifier:
             raise ValueError(f"gaussian purifier needs a finite sigma >= 0, got {sigma}")
         self.sigma, self.clip = float(sigma), bool(clip)
         self.stochastic = self.sigma > 0
+
+    def describe(self) -> dict:
+        """The settings that decide the purifier's output."""
+        return {"method": self.name, "sigma": self.sigma, "clip": self.clip}
 
     def differentiable(self, x: torch.Tensor, noise: NoiseSource | None = None, *, checkpoint: bool = True) -> torch.Tensor:
         check_images(x)
@@ -279,6 +256,10 @@ class IdentityPurifier:
 
     name, stochastic = "none", False
 
+    def describe(self) -> dict:
+        """The settings that decide the purifier's output (none)."""
+        return {"method": self.name}
+
     def differentiable(self, x: torch.Tensor, noise: NoiseSource | None = None, *, checkpoint: bool = True) -> torch.Tensor:
         check_images(x)
         return x.clone()
@@ -297,15 +278,17 @@ Purifier = DiffusionPurifier | GaussianPurifier | IdentityPurifier
 
 def make_purifier(name: str, unet: torch.nn.Module | None = None, scheduler=None, t_star: int = 100,
                   s_star: int | None = None, sigma: float | None = None, *, mixed_precision: bool = False,
-                  clip: bool | float | None | str = "auto", unet_batch: int | None = None) -> Purifier:
+                  clip: bool | float | None | str = "auto", variance_type: str = "auto", respacing: str = "respaced",
+                  unet_batch: int | None = None) -> Purifier:
     """Build a purifier by name: diffpure | revpure | ddim (need unet + DDPM scheduler) | gaussian (sigma) | none.
 
     ``clip``: for diffusion purifiers the x0-prediction clamp ("auto" follows scheduler.config.clip_sample);
-    for "gaussian" whether to clamp the output to [0, 1] (default False). ``unet_batch``: see DiffusionPurifier.
+    for "gaussian" whether to clamp the output to [0, 1] (default False). ``variance_type``, ``respacing``
+    and ``unet_batch``: see DiffusionPurifier (the gaussian and identity purifiers have no such settings).
     """
     if name in ("diffpure", "revpure", "ddim"):
         return DiffusionPurifier(name, unet, scheduler, t_star, s_star, mixed_precision=mixed_precision, clip=clip,
-                                 unet_batch=unet_batch)
+                                 variance_type=variance_type, respacing=respacing, unet_batch=unet_batch)
     if name == "gaussian":
         return GaussianPurifier(sigma, clip=clip is True)
     if name == "none":

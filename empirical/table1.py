@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import numpy as np
 
@@ -29,6 +30,8 @@ PAPER_THREAT = "paper (WRN-28-10 on CIFAR-10, l_inf 8/255; ResNet-50 on ImageNet
 COLUMNS = [("purifier", "Purifier model"), ("method", "Method"), ("fix", "Fix"), ("t_star", "t*"),
            ("clean", "Clean"), ("bpda", "BPDA"), ("eot", "BPDA-EOT"), ("transfer", "Replay->fresh"),
            ("toy_perfect", "Toy perfect"), ("toy_eot", "Toy EOT")]
+SHORT = {"x + N(0, sigma^2 I)": "x+N(0,σ²I)"}
+WIDTH = 118
 SPEC = cfg.TableSpec("python -m empirical.table1", __doc__, "1")
 
 
@@ -71,7 +74,8 @@ def build_rows(setup, records: dict[str, list[dict]]) -> tuple[list[dict], dict]
     rows, predictions = [], {}
     for spec in setup.purifiers:
         recs = records[spec.key]
-        base = {"purifier": spec.label, "method": spec.method, "t_star": spec.t_star_text}
+        base = {"purifier": spec.label.replace("sigma=", "σ="), "method": SHORT.get(spec.method, spec.method),
+                "t_star": spec.t_star_text}
         if spec.stochastic:
             pred = summarise_prediction(recs)
             predictions[spec.key] = pred
@@ -131,14 +135,15 @@ def footnote(setup, protocol, predictions: dict, drops: dict, elapsed: float) ->
     for label, p in predictions.items():
         if p.get("measured_samples"):
             lines.append(
-                f"  toy reading {label}: {p['measured_samples']} samples; sigma_sub={p['mean_sigma_sub']:.4f} "
+                f"  toy reading, {label}: {p['measured_samples']} samples; sigma_sub={p['mean_sigma_sub']:.4f} "
                 f"n_eff={p['mean_n_eff']:.1f} (n={p['n_ambient']}); Psi perfect={p['mean_p_perfect']:.3f} "
                 f"vs measured transfer={p['mean_transfer_measured']:.3f}")
     for key, d in drops.items():
         cells = ", ".join(f"{name} {c.mean:+.1f}±{c.se:.1f}" for name, c in d.items() if c is not None)
         lines.append(f"  no fix minus fixed noise, paired over the same samples, {key}: {cells}")
     lines.append(f"Wall time: {elapsed:.0f} s on {setup.device}.")
-    return "\n".join(lines)
+    return "\n".join(textwrap.fill(line, WIDTH, subsequent_indent="       ", break_on_hyphens=False) if line else line
+                     for line in lines)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import json
 import torch
 
 from empirical import ema
+from empirical.purifiers import generate
 from conftest import TINY
 
 
@@ -20,9 +21,9 @@ def test_ema_smoke(tiny_digits, tmp_path):
 
 
 def test_generate_is_seeded_and_in_range(unet, scheduler, one_thread):
-    a = ema.generate(unet, scheduler.alphas_cumprod, 3, 4, torch.Generator().manual_seed(5))
-    b = ema.generate(unet, scheduler.alphas_cumprod, 3, 4, torch.Generator().manual_seed(5))
-    c = ema.generate(unet, scheduler.alphas_cumprod, 3, 4, torch.Generator().manual_seed(6))
+    a = generate(unet, scheduler.alphas_cumprod, 3, 4, torch.Generator().manual_seed(5))
+    b = generate(unet, scheduler.alphas_cumprod, 3, 4, torch.Generator().manual_seed(5))
+    c = generate(unet, scheduler.alphas_cumprod, 3, 4, torch.Generator().manual_seed(6))
     assert a.shape == (3, 1, 8, 8) and torch.equal(a, b) and not torch.equal(a, c)
     assert float(a.min()) >= 0 and float(a.max()) <= 1
 

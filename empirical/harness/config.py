@@ -46,6 +46,9 @@ class PurifierConfig:
     s_star: int | None = None
     toy_sigma: float | None = None
     unet_batch: int | None = None
+    x0_clip: str = "auto"
+    variance: str = "auto"
+    respacing: str = "respaced"
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,15 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
     g.add_argument("--unet-batch", type=int,
                    help="run every UNet call in zero-padded micro-batches of exactly this many rows, so a "
                         "sample's purification is bit-identical whatever the chunk size")
+    g.add_argument("--x0-clip", default="auto",
+                   help="clamp of the predicted x0 in each reverse step: auto (the scheduler's clip_sample; the "
+                        "digits and CIFAR-10 DDPMs clamp to [-1, 1]), none, or a positive range (default auto)")
+    g.add_argument("--variance", choices=("auto", "fixed_small", "fixed_large", "learned_range"), default="auto",
+                   help="reverse-step variance: auto (learned when the UNet predicts it, as the ImageNet model does; "
+                        "else the scheduler's, fixed_small on digits) (default auto)")
+    g.add_argument("--respacing", choices=("respaced", "one_step"), default="respaced",
+                   help="coefficients on an s*-step grid: respaced (from abar_t / abar_prev, correct) or one_step "
+                        "(the t -> t-1 coefficients of older diffusers releases; barely purifies) (default respaced)")
     a = parser.add_argument_group("attack and evaluation")
     a.add_argument("--n-samples", type=int, help=f"samples attacked (default {shown('n_samples', 'the dataset preset')}; --full: all)")
     a.add_argument("--eps", type=parse_fraction, help="l_inf radius in [0, 1] units, e.g. 8/255 (default: the dataset's)")
@@ -249,6 +261,13 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if g("n_clean") is not None and g("n_samples") is not None and args.n_clean < args.n_samples:
         parser.error(f"--n-clean ({args.n_clean}) must be >= --n-samples ({args.n_samples}): clean accuracy "
                      "is measured on the attacked samples and more")
+    if g("x0_clip") not in (None, "auto", "none"):
+        try:
+            ok = math.isfinite(float(args.x0_clip)) and float(args.x0_clip) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            parser.error(f"--x0-clip must be auto, none or a positive number, got {args.x0_clip!r}")
     if g("resume") and not g("results"):
         parser.error("--resume needs --results PATH (the store to continue)")
     if g("resume") and g("overwrite"):
@@ -306,7 +325,8 @@ def from_namespace(table: str, args: argparse.Namespace, own: dict | None = None
     return Config(
         table=table,
         data=DataConfig(args.dataset, g("data"), g("purifier_model"), g("classifier"), bool(g("non_ema", False))),
-        purifier=PurifierConfig(tuple(g("purifiers") or ()), g("t_star"), g("s_star"), g("toy_sigma"), g("unet_batch")),
+        purifier=PurifierConfig(tuple(g("purifiers") or ()), g("t_star"), g("s_star"), g("toy_sigma"), g("unet_batch"),
+                                g("x0_clip", "auto"), g("variance", "auto"), g("respacing", "respaced")),
         sizes=Sizes(g("n_samples"), g("n_clean"), g("eot_samples"), g("steps"), g("eot"), g("eps"), g("step_size"),
                     bool(g("full", False))),
         run=RunConfig(args.seed, g("noise_keys", "sample"), g("fresh_evals", 3), g("batch_size", 64), args.device,

@@ -151,9 +151,8 @@ def set_threads(threads: int | None) -> None:
 
 
 def status(text: str, config=None) -> None:
-    """Run descriptions and progress go to stderr, so a redirected stdout holds only the table."""
-    if config is None or not config.output.quiet:
-        print(text, file=sys.stderr, flush=True)
+    """Run descriptions go to stderr (with the progress bars), so a redirected stdout holds only the table."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str = "compact", spread: bool = False) -> str:

@@ -69,7 +69,8 @@ class Setup:
         """What the run measures once data are loaded: part of every output and of the store's digest."""
         return {"n_samples": self.n_samples, "n_clean": self.n_clean, "eot_ids": sorted(self.eot_ids),
                 "budget": self.budget, "identity": self.identity,
-                "purifiers": [(p.label, p.method, p.t_star_text) for p in self.purifiers], "notes": self.notes}
+                "purifiers": [(p.label, p.method, p.t_star_text) for p in self.purifiers],
+                "purifier_settings": [p.purifier.describe() for p in self.purifiers], "notes": self.notes}
 
     def describe(self, protocol: Protocol) -> str:
         names = ", ".join(f"{p.label} [{p.method}, t*={p.t_star_text}]" for p in self.purifiers)
@@ -167,9 +168,12 @@ def _diffusion_spec(config: Config, name: str, diffusion, clf, model_label: str,
     p = config.purifier
     t_star = p.t_star if p.t_star is not None else default_t_star
     unet, scheduler = diffusion if diffusion is not None else (None, None)
+    clip = {"auto": "auto", "none": None}.get(p.x0_clip) if p.x0_clip in ("auto", "none") else float(p.x0_clip)
     purifier = make_purifier(name, unet=unet, scheduler=scheduler, t_star=t_star, s_star=p.s_star,
-                             unet_batch=p.unet_batch)
+                             unet_batch=p.unet_batch, clip=clip, variance_type=p.variance, respacing=p.respacing)
     t_text = "-" if name == "none" else str(t_star) + (f" (s*={p.s_star})" if p.s_star else "")
+    if p.respacing != "respaced" and name != "none":
+        t_text += f" {p.respacing}"
     return PurifierSpec(model_label, METHODS[name], purifier, clf, getattr(purifier, "stochastic", True), t_text)
 
 

@@ -2,12 +2,15 @@
 ImageNet) with diffusers' call convention: unet(x, t).sample is the predicted epsilon.
 
 The checkpoint learns the variance too (learn_sigma=True): its 6 output channels are
-[eps (3), variance interpolation (3)]; purification with the fixed DDPM variance uses eps only.
+[eps (3), variance values v (3)]. The adapter returns v as ``.variance_values`` and reports
+``learn_sigma``, so a purifier built on it selects variance_type="learned_range" by default
+(empirical.diffusion_steps.ddpm_step); "fixed_small" uses eps only.
 The `guided_diffusion` package (pip install guided-diffusion-sdk --no-deps) is an optional extra.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -24,9 +27,11 @@ IMAGENET256_UNCOND_CONFIG: dict = {
 
 @dataclass
 class EpsOutput:
-    """Mirror of diffusers' UNet2DOutput: `sample` holds the predicted noise."""
+    """Mirror of diffusers' UNet2DOutput: `sample` holds the predicted noise; `variance_values` the model's
+    variance output v, nominally in [-1, 1] (min to max log variance), when it learns sigma, else None."""
 
     sample: torch.Tensor
+    variance_values: torch.Tensor | None = None
 
 
 def import_guided_diffusion():
@@ -42,13 +47,16 @@ def import_guided_diffusion():
 
 
 class GuidedUNetAdapter(nn.Module):
-    """Wrap a guided-diffusion UNetModel: forward(x in [-1, 1], t) -> EpsOutput(first C output channels)."""
+    """Wrap a guided-diffusion UNetModel: forward(x in [-1, 1], t) -> EpsOutput(first C output channels as
+    eps, the last C as variance values when ``learn_sigma``). ``config`` mirrors the fields of a diffusers
+    UNet's config that the purifiers and samplers read (in_channels, sample_size)."""
 
     def __init__(self, model: nn.Module, in_channels: int = 3, learn_sigma: bool = True) -> None:
         super().__init__()
         self.model = model
         self.in_channels = in_channels
         self.learn_sigma = learn_sigma
+        self.config = SimpleNamespace(in_channels=in_channels, sample_size=getattr(model, "image_size", None))
 
     def forward(self, x: torch.Tensor, t) -> EpsOutput:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -62,7 +70,8 @@ class GuidedUNetAdapter(nn.Module):
         expected = 2 * self.in_channels if self.learn_sigma else self.in_channels
         if out.shape[1] != expected:
             raise ValueError(f"guided UNet returned {out.shape[1]} channels, expected {expected}")
-        return EpsOutput(sample=out[:, :self.in_channels])
+        c = self.in_channels
+        return EpsOutput(sample=out[:, :c], variance_values=out[:, c:] if self.learn_sigma else None)
 
 
 def build_guided_unet(config: dict | None = None) -> GuidedUNetAdapter:
