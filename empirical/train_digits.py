@@ -22,6 +22,9 @@ from tqdm import tqdm
 
 from empirical.checkpoints import MANIFEST_NAME, WEIGHTS_DIR, sha256_file
 from empirical.data import load_digits
+from empirical.noise import FreshNoise
+from empirical.purifiers import generate, make_purifier
+from empirical.seeding import seeded_init
 from empirical.models.digits import (DIGITS_SCHEDULER_CONFIG, DIGITS_UNET_CONFIG, DigitsCNN, make_digits_scheduler,
                                      make_digits_unet)
 
@@ -52,9 +55,7 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     x0_all = load_digits("train").x * 2.0 - 1.0
     sched = make_digits_scheduler()
-    with torch.random.fork_rng():        # scoped: diffusers' init draws from the global RNG
-        torch.manual_seed(seed)
-        model = make_digits_unet()
+    model = seeded_init(make_digits_unet(), torch.Generator().manual_seed(seed))
     ema = make_digits_unet()
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
@@ -105,15 +106,13 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
             "losses": losses, "final_loss": losses[-1][1] if losses else float("nan")}
 
 
-@torch.no_grad()
 def sample_ddpm(unet, n: int, generator: torch.Generator, progress: bool = True) -> torch.Tensor:
     """Full 1000-step ancestral DDPM reverse (Ho et al. 2020, Alg. 2) -> images in [0, 1]."""
     sched = make_digits_scheduler()
-    sched.set_timesteps(sched.config.num_train_timesteps)
-    x = torch.randn(n, 1, 16, 16, generator=generator)
-    for t in tqdm(sched.timesteps, desc="sample", disable=not progress, mininterval=5.0):
-        x = sched.step(unet(x, t).sample, t, x, generator=generator).prev_sample
-    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+    with tqdm(total=-(-n // 256) * sched.config.num_train_timesteps, desc="sample", disable=not progress,
+              mininterval=5.0, file=sys.stderr) as bar:
+        return generate(unet, sched.alphas_cumprod, n, sched.config.num_train_timesteps, generator,
+                        progress=lambda done, total: bar.update(1))
 
 
 def sample_grid(unets: dict, path: Path, seed: int, n: int, sampler, classifier_dir: Path) -> dict:
@@ -202,14 +201,10 @@ def evaluate_ddpm(weights_dir: Path, seed: int, t_star: int = 100, n_purify: int
             noise = torch.randn(x0.shape, generator=gen)
             tt = torch.full((x0.shape[0],), t)
             mse[t] = F.mse_loss(unet(sched.add_noise(x0, noise, tt), tt).sample, noise).item()
-        sched.set_timesteps(sched.config.num_train_timesteps)
         start = time.time()
-        x = sched.add_noise(x0[:n_purify], torch.randn(x0[:n_purify].shape, generator=gen),
-                            torch.full((n_purify,), t_star - 1))
-        for t in sched.timesteps[-t_star:]:
-            x = sched.step(unet(x, t).sample, t, x, generator=gen).prev_sample
+        purified = make_purifier("diffpure", unet, sched, t_star=t_star)(test.x[:n_purify], FreshNoise(gen))
         seconds = time.time() - start
-        acc = (clf(((x + 1) / 2).clamp(0, 1)).argmax(-1) == test.y[:n_purify]).float().mean().item()
+        acc = (clf(purified).argmax(-1) == test.y[:n_purify]).float().mean().item()
         result[name] = {"heldout_eps_mse": mse, "purify_seconds": round(seconds, 2),
                         "clean_cnn_accuracy_after_purify": acc}
     return result
@@ -218,9 +213,7 @@ def evaluate_ddpm(weights_dir: Path, seed: int, t_star: int = 100, n_purify: int
 def train_classifier(sigma: float, epochs: int, seed: int, batch_size: int = 64, lr: float = 1e-3) -> DigitsCNN:
     """Train the digits CNN; sigma > 0 adds the toy purifier's noise x + N(0, sigma^2 I) (paper eq. 4)."""
     data = load_digits("train")
-    with torch.random.fork_rng():        # scoped: torch's default init draws from the global RNG
-        torch.manual_seed(seed)
-        model = DigitsCNN()
+    model = seeded_init(DigitsCNN(), torch.Generator().manual_seed(seed))
     gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)

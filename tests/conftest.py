@@ -1,24 +1,14 @@
 """Shared fixtures: tiny randomly initialised diffusion and classifier models (initialised from seeded
 generators, never the global RNG) and the digits pipeline with a tiny UNet in place of the committed DDPM."""
-import math
-
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
+from empirical.seeding import seeded_init as _seeded_init
+
 
 def seeded_init(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Re-initialise every conv / linear layer as torch's default init does (kaiming-uniform with a = sqrt(5),
-    bias uniform in +-1/sqrt(fan_in)), drawing from a seeded generator instead of the global RNG."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in module.modules():
-            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
-                torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)
-                if layer.bias is not None:
-                    bound = 1 / math.sqrt(layer.weight[0].numel())
-                    torch.nn.init.uniform_(layer.bias, -bound, bound, generator=g)
-    return module
+    return _seeded_init(module, torch.Generator().manual_seed(seed))
 
 
 def tiny_unet(seed: int = 0, channels: int = 1, size: int = 8) -> UNet2DModel:
