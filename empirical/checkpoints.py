@@ -1,9 +1,17 @@
-"""Loading model weights: the committed digits weights (sha256-checked) and local real checkpoints."""
+"""Loading model weights: the committed digits weights (sha256-checked), local real checkpoints, Hugging Face
+hub ids through huggingface_hub's cache, torchvision and RobustBench classifiers (`load_classifier`)."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DDPMScheduler, UNet2DModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST_NAME = "manifest.json"
@@ -85,16 +93,64 @@ def _find_config(root: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
-def load_diffusers_ddpm(path: str | Path):
-    """A local diffusers DDPM folder (layout of google/ddpm-cifar10-32: config.json + weights +
-    scheduler_config.json at the root, or unet/ and scheduler/ sub-folders) -> (UNet2DModel, DDPMScheduler)."""
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_cache_dir() -> Path:
+    """huggingface_hub's cache folder, read from the environment at call time (HF_HUB_CACHE, else
+    HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub): huggingface_hub reads these once, at import."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE is set now (or was at huggingface_hub's import)."""
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+    return flag or bool(constants.HF_HUB_OFFLINE)
+
+
+def cached_snapshot(repo_id: str, cache_dir: str | Path | None = None, revision: str = "main",
+                    reason: str = "downloads are not allowed") -> Path:
+    """The local snapshot folder of a hub repo, from the cache only; ValueError naming the fix if absent."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=str(cache), local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise ValueError(
+            f"Hugging Face model {repo_id!r} (revision {revision}) is not in the hub cache {cache} and {reason}; "
+            f"allow downloads (allow_download=True) on a machine with internet, or run `hf download {repo_id}` "
+            f"where there is internet and copy its cache folder models--{repo_id.replace('/', '--')} into {cache} "
+            "(HF_HOME or HF_HUB_CACHE choose the cache), or pass a local diffusers folder") from None
+
+
+def _download_ddpm(repo_id: str, cache: Path, revision: str = "main") -> None:
+    """Fetch a diffusers DDPM (root or unet/ + scheduler/ layout) into the hub cache through from_pretrained."""
     from diffusers import DDPMScheduler, UNet2DModel
 
-    root = Path(path)
-    hint = ("download google/ddpm-cifar10-32 (or another diffusers DDPM) from the Hugging Face Hub on a "
-            "machine with internet and pass its folder")
-    if not root.is_dir():
-        raise FileNotFoundError(f"diffusers model folder {root} does not exist; {hint}")
+    for cls, sub in ((UNet2DModel, "unet"), (DDPMScheduler, "scheduler")):
+        errors = []
+        for subfolder in (None, sub):
+            try:
+                cls.from_pretrained(repo_id, subfolder=subfolder, cache_dir=str(cache), revision=revision)
+                break
+            except (OSError, ValueError) as exc:
+                errors.append(exc)
+        else:
+            raise ValueError(f"could not download {cls.__name__} of {repo_id!r} into {cache}: {errors[-1]}; "
+                             "check the id and the network, or pass a local diffusers folder") from errors[-1]
+
+
+def _load_ddpm_folder(root: Path, hint: str):
+    from diffusers import DDPMScheduler, UNet2DModel
+
     unet_dir = root / "unet" if (root / "unet" / "config.json").exists() else root
     sched_dir = _find_config(root, ("scheduler_config.json",))
     missing = [what for what, ok in (
@@ -107,6 +163,39 @@ def load_diffusers_ddpm(path: str | Path):
     unet = UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True)
     scheduler = DDPMScheduler.from_pretrained(str(sched_dir), local_files_only=True)
     return _frozen(unet), scheduler
+
+
+def load_diffusers_ddpm(path_or_id: str | Path, allow_download: bool = False, *,
+                        cache_dir: str | Path | None = None, revision: str = "main") -> tuple[UNet2DModel, DDPMScheduler]:
+    """A diffusers DDPM -> (UNet2DModel, DDPMScheduler), from a local folder (layout of google/ddpm-cifar10-32:
+    config.json + weights + scheduler_config.json at the root, or unet/ and scheduler/ sub-folders) or a
+    Hugging Face hub id such as "google/ddpm-cifar10-32" resolved through huggingface_hub's cache.
+
+    Nothing is downloaded unless allow_download is True and HF_HUB_OFFLINE is not set; a cached id loads
+    offline. cache_dir defaults to `hub_cache_dir()` (the environment at call time)."""
+    root = Path(path_or_id)
+    hint = ("download google/ddpm-cifar10-32 (or another diffusers DDPM) from the Hugging Face Hub on a "
+            "machine with internet and pass its folder or its hub id")
+    if root.is_dir():
+        return _load_ddpm_folder(root, hint)
+    repo_id = str(path_or_id)
+    if not HUB_ID.match(repo_id):
+        raise FileNotFoundError(f"diffusers model folder {root} does not exist; {hint}")
+    cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
+    offline = hub_offline()
+    if allow_download and not offline:
+        try:
+            cached_snapshot(repo_id, cache, revision)
+        except ValueError:
+            _download_ddpm(repo_id, cache, revision)
+    reason = ("HF_HUB_OFFLINE is set" if offline else
+              "downloads are not allowed (allow_download=False)" if not allow_download else "the download failed")
+    snapshot = cached_snapshot(repo_id, cache, revision, reason)
+    try:
+        return _load_ddpm_folder(snapshot, hint)
+    except FileNotFoundError as exc:
+        raise ValueError(f"the cached snapshot of {repo_id!r} in {cache} is incomplete ({exc}); "
+                         "allow downloads once more (allow_download=True) or copy the full repo there") from None
 
 
 def read_state_dict(path: str | Path, what: str, source: str) -> dict:
@@ -160,12 +249,13 @@ def load_wideresnet(path: str | Path, depth: int = 28, widen_factor: int = 10, n
 
 
 def load_resnet50(path: str | Path, num_classes: int = 1000):
-    """torchvision-keyed ResNet-50 ImageNet state dict; normalisation inside, inputs in [0, 1]."""
-    from empirical.models.resnet import resnet50
+    """torchvision-keyed ResNet-50 ImageNet state dict; normalisation inside, inputs in [0, 1]
+    (torchvision's definition when torchvision imports, else the hand-written one: same keys and outputs)."""
+    from empirical.models import resnet
 
     source = ("get torchvision's ImageNet ResNet-50 weights (e.g. resnet50-0676ba61.pth from "
               "download.pytorch.org/models) on a machine with internet and pass the file")
-    return load_strict(resnet50(num_classes), read_state_dict(path, "ResNet-50", source), "ResNet-50", path)
+    return load_strict(resnet.build_resnet50(num_classes), read_state_dict(path, "ResNet-50", source), "ResNet-50", path)
 
 
 def load_guided_diffusion(path: str | Path, config: dict | None = None):
@@ -182,3 +272,62 @@ def load_guided_diffusion(path: str | Path, config: dict | None = None):
     load_strict(adapter.model, state, "guided-diffusion UNet", path)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
     return _frozen(adapter), scheduler
+
+
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".tar")
+CLASSIFIER_FORMS = {
+    "digits": "'clean' or 'noisy' (the committed digits CNNs)",
+    "cifar10": "a RobustBench CIFAR-10 name ('Standard' = WRN-28-10, or 'robustbench:NAME') or a WRN-28-10 "
+               "state-dict file",
+    "imagenet": "torchvision ResNet-50 weights ('torchvision:IMAGENET1K_V2', 'resnet50:IMAGENET1K_V1') or a "
+                "ResNet-50 state-dict file",
+}
+
+
+def classifier_source(spec: str, dataset: str) -> tuple[str, str]:
+    """Classify a --classifier spec without loading: (kind, name) with kind in digits | file | torchvision |
+    robustbench. Explicit prefixes win; a word without a path separator or weight suffix is a model name."""
+    if dataset not in CLASSIFIER_FORMS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose digits, cifar10 or imagenet")
+    spec = str(spec)
+    prefix, sep, rest = spec.partition(":")
+    looks_like_path = Path(spec).exists() or "/" in spec or os.sep in spec or spec.lower().endswith(STATE_DICT_SUFFIXES)
+    if dataset == "digits":
+        if spec in ("clean", "noisy"):
+            return "digits", spec
+    elif sep and prefix in ("torchvision", "resnet50") and dataset == "imagenet":
+        return "torchvision", rest or "DEFAULT"
+    elif sep and prefix == "robustbench" and dataset == "cifar10" and rest:
+        return "robustbench", rest
+    elif looks_like_path:
+        return "file", spec
+    elif not sep and dataset == "cifar10":
+        return "robustbench", spec
+    elif not sep and dataset == "imagenet" and spec.startswith("IMAGENET1K"):
+        return "torchvision", spec
+    raise ValueError(f"classifier {spec!r} is not a valid choice for {dataset}: pass {CLASSIFIER_FORMS[dataset]}")
+
+
+def load_classifier(spec: str, dataset: str, allow_download: bool = False, *,
+                    model_dir: str | Path | None = None) -> torch.nn.Module:
+    """The classifier F of the paper's S = P o F for a dataset, frozen, taking [0, 1] images.
+
+    digits: 'clean' | 'noisy'. cifar10: a RobustBench name (the paper's 'Standard' WRN-28-10; through the
+    optional robustbench package, kept under `robustbench_dir(model_dir)`) or a local WRN-28-10 state dict.
+    imagenet: torchvision ResNet-50 weights by name (torch's hub cache; no torchvision needed) or a local
+    ResNet-50 state dict. Nothing downloads unless allow_download.
+    """
+    kind, name = classifier_source(spec, dataset)
+    if kind == "digits":
+        return load_digits_classifier(name)
+    if kind == "file":
+        return load_wideresnet(name) if dataset == "cifar10" else load_resnet50(name)
+    if kind == "torchvision":
+        from empirical.models.resnet import resnet50_weights_file
+
+        path = resnet50_weights_file(name, allow_download)
+        return load_resnet50(path)
+    from empirical.models.wideresnet import load_robustbench
+
+    return _frozen(load_robustbench(name, "cifar10", model_dir=model_dir, allow_download=allow_download))
+

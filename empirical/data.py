@@ -1,7 +1,15 @@
-"""Image datasets as [0, 1] float tensors: embedded digits (default), CIFAR-10 batches, ImageNet folders."""
+"""Image datasets as [0, 1] float tensors: embedded digits (default), CIFAR-10 batches, ImageNet folders.
+
+Data that is not what it claims is refused at load time with one ValueError each: CIFAR-10 batches
+with float, negative or > 255 pixels, wrong shapes or labels outside 0-9; ImageNet folders with empty
+class folders or undecodable images. `check_num_classes` and `check_resolution` match the data against
+the classifier and the purifier's UNet. torchvision is optional: when it imports, CIFAR-10 can be
+downloaded through it and its Resize/CenterCrop decode ImageNet; else the equivalent code here runs.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,7 +69,10 @@ CIFAR10_SOURCE = ("download the CIFAR-10 python version (cifar-10-python.tar.gz)
                   "https://www.cs.toronto.edu/~kriz/cifar.html, extract it and pass the cifar-10-batches-py folder")
 IMAGENET_SOURCE = ("download the ILSVRC2012 validation images from https://image-net.org and arrange them "
                    "in one sub-folder per class (wnid), then pass that folder")
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
+# torchvision's IMG_EXTENSIONS, so a folder holds the same images for both loaders.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# torchvision's record (datasets.CIFAR10.test_list) of the official test_batch.
+CIFAR10_TEST_MD5 = "40351d587109b95175f43aff81a1287e"
 
 
 def _take(n: int | None, total: int, what: str) -> int:
@@ -74,80 +85,141 @@ def _take(n: int | None, total: int, what: str) -> int:
     return n
 
 
-def load_cifar10(root: str, n: int | None = None) -> ImageSet:
-    """The first n images of CIFAR-10's official python `test_batch` (uint8 [N, 3072], CHW row-major)."""
-    import pickle
-    from pathlib import Path
-
+def cifar10_test_batch(root: str | Path, allow_download: bool = False) -> Path:
+    """Path of CIFAR-10's python `test_batch` in root or root/cifar-10-batches-py; when absent and
+    allow_download, fetched there through torchvision.datasets.CIFAR10 (which checks its md5)."""
     folder = Path(root)
     candidates = [folder / "test_batch", folder / "cifar-10-batches-py" / "test_batch"]
     path = next((p for p in candidates if p.is_file()), None)
+    if path is None and allow_download:
+        from empirical.models.resnet import optional_torchvision
+
+        tv = optional_torchvision()
+        if tv is None:
+            raise ImportError(f"downloading CIFAR-10 uses torchvision, which does not import here; {CIFAR10_SOURCE}")
+        tv.datasets.CIFAR10(str(folder), train=False, download=True)
+        path = candidates[1]
     if path is None:
         raise FileNotFoundError(f"CIFAR-10 test_batch not found in {folder} (looked for "
                                 f"{', '.join(str(p) for p in candidates)}); {CIFAR10_SOURCE}")
+    return path
+
+
+def _cifar_arrays(data, labels, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's data [N, 3072] uint8 and labels [N] int64, refusing anything else (no silent casts)."""
+    data, labels = np.asarray(data), np.asarray(labels)
+    if data.dtype.kind not in "ui":
+        raise ValueError(f"{path}: pixel data must be integers 0-255 (uint8), got {data.dtype}; {CIFAR10_SOURCE}")
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
+        raise ValueError(f"{path}: expected data [N, 3072] and N labels, got {data.shape} and {labels.shape}")
+    if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
+        raise ValueError(f"{path}: pixel values must lie in 0-255, got {int(data.min())}..{int(data.max())}")
+    if labels.dtype.kind not in "ui":
+        raise ValueError(f"{path}: labels must be integers 0-9, got {labels.dtype}")
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        raise ValueError(f"{path}: labels must lie in 0-9 (CIFAR-10 has 10 classes), got "
+                         f"{int(labels.min())}..{int(labels.max())}")
+    return data.astype(np.uint8), labels.astype(np.int64)
+
+
+def load_cifar10(root: str, n: int | None = None, allow_download: bool = False) -> ImageSet:
+    """The first n images of CIFAR-10's official python `test_batch` (uint8 [N, 3072], CHW row-major)."""
+    import pickle
+
+    path = cifar10_test_batch(root, allow_download)
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        raw_data, raw_labels = batch[b"data"], batch[b"labels"]
     except Exception as exc:
         raise ValueError(f"{path} is not a CIFAR-10 python batch ({exc!r}); {CIFAR10_SOURCE}") from exc
-    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
-        raise ValueError(f"{path}: expected data [N, 3072] and N labels, got {data.shape} and {labels.shape}")
+    data, labels = _cifar_arrays(raw_data, raw_labels, path)
     k = _take(n, data.shape[0], "CIFAR-10")
     x = torch.from_numpy(data[:k].reshape(k, 3, 32, 32).astype(np.float32) / 255.0)
     return ImageSet(x=x, y=torch.from_numpy(labels[:k]), ids=torch.arange(k), name="cifar10", classes=10)
 
 
-def _imagenet_files(folder) -> tuple[list, list[int], int]:
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
-    files, labels = [], []
+def imagenet_files(root: str | Path) -> tuple[list[Path], list[int], list[str]]:
+    """(files, labels, class names) of a class-per-folder tree. Rules: class folders are the visible
+    sub-folders (names starting with '.', such as .ipynb_checkpoints, are ignored), sorted by name, and the
+    label is the rank; images are the visible files with an image suffix directly inside a class folder.
+    A class folder without images is refused (it would shift every later label). Unlike torchvision's
+    ImageFolder, hidden folders never become classes and class folders are not searched recursively."""
+    folder = Path(root)
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        loose = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        extra = f" ({loose} images lie directly in it: sort them into class folders)" if loose else ""
+        raise FileNotFoundError(f"no class sub-folders with images ({', '.join(IMAGE_SUFFIXES)}) in {folder}"
+                                f"{extra}; {IMAGENET_SOURCE}")
+    files, labels, empty = [], [], []
     for label, cls in enumerate(classes):
-        for p in sorted((folder / cls).iterdir()):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(p)
-                labels.append(label)
-    return files, labels, len(classes)
+        images = sorted(p for p in (folder / cls).iterdir()
+                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            empty.append(cls)
+        files += images
+        labels += [label] * len(images)
+    if empty:
+        raise ValueError(f"{len(empty)} class folder(s) in {folder} hold no images ({', '.join(empty[:5])}): labels "
+                         "are the rank of each class folder, so an empty one shifts every later label; remove it "
+                         "or restore its images")
+    return files, labels, classes
 
 
-def _resize_centre_crop(path, size: int = 256) -> np.ndarray:
-    """Shorter side to `size` (bilinear), then the central size x size crop -> uint8 [H, W, 3]."""
+def resize_centre_crop(image, size: int = 256, use_torchvision: bool | None = None) -> np.ndarray:
+    """PIL image -> uint8 [size, size, 3]: shorter side to `size` (bilinear; the longer side truncated to
+    int), then the central crop (offsets rounded), as torchvision's Resize(size) + CenterCrop(size)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        if w <= h:
-            new = (size, int(size * h / w))
-        else:
-            new = (int(size * w / h), size)
-        im = im.resize(new, Image.BILINEAR)
-        left, top = int(round((new[0] - size) / 2.0)), int(round((new[1] - size) / 2.0))
-        return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    from empirical.models.resnet import optional_torchvision
+
+    im = image.convert("RGB")
+    tv = optional_torchvision() if use_torchvision is not False else None
+    if tv is not None:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        return np.array(TF.center_crop(TF.resize(im, size, InterpolationMode.BILINEAR), size), dtype=np.uint8)
+    w, h = im.size
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    im = im.resize(new, Image.BILINEAR)
+    left, top = int(round((new[0] - size) / 2.0)), int(round((new[1] - size) / 2.0))
+    return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def load_imagenet(root: str, n: int | None = None, seed: int = 0) -> ImageSet:
-    """ImageNet validation images from class sub-folders (label = rank of the folder name, as the
-    sorted wnids give torchvision's class indices): a seeded subset of n, resize 256 + centre crop 256.
-    ids are positions in the full sorted file list, so they stay stable when n changes."""
-    from pathlib import Path
+def decode_image(path: str | Path, size: int = 256) -> np.ndarray:
+    """Decode one image file fully and resize + centre-crop it; a truncated or corrupt file is a ValueError
+    naming it (PIL decodes lazily, so the error would otherwise surface mid-run)."""
+    from PIL import Image
 
+    try:
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"cannot decode image {path} ({exc}): the file is truncated or corrupt; extract it "
+                         "again from the original archive or delete it") from exc
+    return resize_centre_crop(rgb, size)
+
+
+def load_imagenet(root: str, n: int | None = None, seed: int = 0, resolution: int = 256) -> ImageSet:
+    """ImageNet validation images from class sub-folders (rules: `imagenet_files`; label = rank of the folder
+    name, as the sorted wnids give torchvision's class indices): a seeded subset of n, resize + centre crop
+    to resolution. ids are positions in the full sorted file list, so they stay stable when n changes."""
     folder = Path(root)
     if not folder.is_dir():
         raise FileNotFoundError(f"ImageNet validation folder {folder} does not exist; {IMAGENET_SOURCE}")
-    files, labels, classes = _imagenet_files(folder)
-    if not files:
-        raise FileNotFoundError(f"no class sub-folders with images ({', '.join(IMAGE_SUFFIXES)}) in {folder}; "
-                                f"{IMAGENET_SOURCE}")
+    files, labels, classes = imagenet_files(folder)
     k = _take(n, len(files), "ImageNet")
     pick = np.sort(np.random.default_rng(seed).choice(len(files), size=k, replace=False)) if n else np.arange(k)
-    x = torch.stack([torch.from_numpy(_resize_centre_crop(files[i])).permute(2, 0, 1) for i in pick])
+    x = torch.stack([torch.from_numpy(decode_image(files[i], resolution)).permute(2, 0, 1) for i in pick])
     y = torch.tensor([labels[i] for i in pick], dtype=torch.int64)
     return ImageSet(x=x.float() / 255.0, y=y, ids=torch.from_numpy(pick.astype(np.int64)),
-                    name="imagenet", classes=classes)
+                    name="imagenet", classes=len(classes))
 
 
-def load_dataset(name: str, root: str | None = None, n: int | None = None, seed: int = 0) -> ImageSet:
+def load_dataset(name: str, root: str | None = None, n: int | None = None, seed: int = 0,
+                 allow_download: bool = False) -> ImageSet:
     """Dispatch: "digits" (test split; root ignored), "cifar10" or "imagenet" (root required)."""
     if name == "digits":
         data = load_digits("test")
@@ -157,5 +229,55 @@ def load_dataset(name: str, root: str | None = None, n: int | None = None, seed:
         if root is None:
             raise FileNotFoundError(f"dataset {name!r} needs a local folder (--data); "
                                     f"{CIFAR10_SOURCE if name == 'cifar10' else IMAGENET_SOURCE}")
-        return load_cifar10(root, n) if name == "cifar10" else load_imagenet(root, n, seed)
+        return load_cifar10(root, n, allow_download) if name == "cifar10" else load_imagenet(root, n, seed)
     raise ValueError(f"unknown dataset {name!r}; choose digits, cifar10 or imagenet")
+
+
+def classifier_outputs(classifier: torch.nn.Module, input_shape: tuple[int, ...] | None = None) -> int:
+    """How many logits a classifier returns: a forward pass on zeros of input_shape [C, H, W] when given,
+    else the out_features of its last nn.Linear."""
+    if input_shape is not None:
+        p = next(classifier.parameters(), None)
+        with torch.no_grad():
+            return int(classifier(torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu")).shape[-1])
+    linears = [m for m in classifier.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise ValueError(f"cannot tell how many classes {type(classifier).__name__} predicts (it has no nn.Linear); "
+                         "pass input_shape to count its logits with a forward pass")
+    return int(linears[-1].out_features)
+
+
+def check_num_classes(n_data_classes: int, classifier: torch.nn.Module,
+                      input_shape: tuple[int, ...] | None = None) -> None:
+    """ValueError unless the classifier predicts exactly as many classes as the data has: labels are class
+    ranks, so a subset of class folders or another label set would be scored against the wrong logits."""
+    n_out = classifier_outputs(classifier, input_shape)
+    if n_out != int(n_data_classes):
+        raise ValueError(f"the data has {n_data_classes} classes but the classifier returns {n_out} logits; use "
+                         f"data with all {n_out} classes (every class folder) or a classifier trained on these "
+                         f"{n_data_classes}")
+
+
+def unet_resolution(unet) -> tuple[int, int] | None:
+    """(H, W) a diffusion UNet was trained at: diffusers' config.sample_size, or guided-diffusion's image_size."""
+    size = getattr(getattr(unet, "config", None), "sample_size", None)
+    if size is None:
+        size = getattr(getattr(unet, "model", unet), "image_size", None)
+    if size is None:
+        return None
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def check_resolution(images, unet) -> None:
+    """ValueError unless images ([N, C, H, W] tensor or ImageSet) have the resolution the purifier's UNet
+    was trained at: a DDPM applied at another size does not denoise as trained."""
+    x = images.x if isinstance(images, ImageSet) else images
+    expected = unet_resolution(unet)
+    if expected is None:
+        raise ValueError(f"cannot tell the resolution {type(unet).__name__} was trained at (no config.sample_size "
+                         "or image_size); use a diffusers UNet2DModel or the guided-diffusion adapter")
+    got = tuple(int(v) for v in x.shape[-2:])
+    if got != expected:
+        raise ValueError(f"images are {got[0]}x{got[1]} but the purifier's UNet was trained at "
+                         f"{expected[0]}x{expected[1]}; load the data at that resolution or pass a model trained "
+                         f"at {got[0]}x{got[1]}")

@@ -37,10 +37,39 @@ SPEC = cfg.TableSpec("python -m empirical.table1", __doc__, "1")
 
 def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-predict", action="store_true", help="skip the toy-model prediction measurements")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="cifar10 / imagenet: build the real architectures (random weights unless given), time "
+                             "purification and one attack step on 1-2 images, and print the extrapolated wall time "
+                             "of the paper's protocol on this device; runs nothing else")
+    parser.add_argument("--dry-run-images", type=int, default=2, help="images timed by --dry-run (default 2)")
+
+
+def _check(parser, args) -> dict:
+    if args.dry_run_images < 1:
+        parser.error("--dry-run-images must be >= 1")
+    return {"dry_run": args.dry_run, "dry_run_images": args.dry_run_images} if args.dry_run else {}
+
+
+def dry_run(config: cfg.Config) -> dict:
+    """The cost of the paper's Table 1 protocol on this device, from timed steps of the real models."""
+    from empirical import dryrun
+    from empirical.harness.setup import resolve_device
+    report.set_threads(config.output.threads)
+    d = config.data
+    result = dryrun.dry_run(d.dataset, device=resolve_device(config.run.device), purifier_model=d.purifier_model,
+                            classifier=d.classifier, t_star=config.purifier.t_star,
+                            images=config.option("dry_run_images"), eot=config.sizes.eot or 15,
+                            steps=config.sizes.steps, threads=config.output.threads)
+    print("\n".join(result.lines()))
+    out = {"dry_run": result.to_dict()}
+    report.write_outputs(config, out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra)
+    config = cfg.parse(SPEC, argv, _extra, _check)
+    if config.option("dry_run"):
+        return report.run_main(lambda: dry_run(config), SPEC.prog)
     return report.run_main(lambda: run(config), SPEC.prog)
 
 

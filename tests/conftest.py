@@ -1,5 +1,7 @@
-"""Shared fixtures: tiny randomly initialised diffusion and classifier models (initialised from seeded
+"""Shared fixtures: a hand-laid Hugging Face hub cache; tiny randomly initialised diffusion and classifier models (initialised from seeded
 generators, never the global RNG) and the digits pipeline with a tiny UNet in place of the committed DDPM."""
+import json
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
@@ -79,3 +81,42 @@ def tiny_digits(monkeypatch):
 # Small options for the replay tables on tiny_digits.
 TINY = ["--n-samples", "4", "--n-clean", "6", "--steps", "1", "--eot-samples", "2", "--t-star", "3",
         "--batch-size", "4", "--quiet"]
+
+
+# ---- a Hugging Face hub cache laid out by hand (tests run offline)
+
+REPO = "google/ddpm-cifar10-32"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def tiny_rgb_unet() -> UNet2DModel:
+    return seeded_init(UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16),
+                                   down_block_types=("DownBlock2D", "DownBlock2D"),
+                                   up_block_types=("UpBlock2D", "UpBlock2D"), layers_per_block=1,
+                                   norm_num_groups=4), 5).eval()
+
+
+def lay_out_cache(hf_home, repo=REPO, commit=COMMIT, weights=True):
+    """Write the hub cache layout by hand: models--org--name/refs/main and snapshots/<commit>/ files."""
+    repo_dir = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snap = repo_dir / "snapshots" / commit
+    unet = tiny_rgb_unet()
+    unet.save_pretrained(snap)
+    if not weights:
+        (snap / "diffusion_pytorch_model.safetensors").unlink()
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=True).save_pretrained(snap)
+    index = {"_class_name": "DDPMPipeline", "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}
+    (snap / "model_index.json").write_text(json.dumps(index))
+    return unet, snap
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch):
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    return home

@@ -1,6 +1,7 @@
 """Checkpoint loaders: committed digits weights (hashes, replayed accuracies), corrupt/missing files,
 local diffusers folders, RobustBench WRN and torchvision ResNet-50 state dicts."""
 import shutil
+import sys
 
 import pytest
 import torch
@@ -151,8 +152,8 @@ def test_load_wideresnet_errors(tmp_path):
 def test_load_resnet50_plumbing_on_a_small_resnet(tmp_path, monkeypatch):
     import empirical.models.resnet as rn
 
-    monkeypatch.setattr(rn, "resnet50", lambda num_classes=1000: rn.ResNet((1, 1, 1, 1), num_classes, width=8))
-    model = rn.resnet50(num_classes=4).eval()
+    monkeypatch.setattr(rn, "build_resnet50", lambda num_classes=1000: rn.ResNet((1, 1, 1, 1), num_classes, width=8))
+    model = rn.build_resnet50(num_classes=4).eval()
     torch.save({"model": {"module." + k: v for k, v in model.state_dict().items()}}, tmp_path / "r.pth")
     loaded = ck.load_resnet50(tmp_path / "r.pth", num_classes=4)
     x = torch.rand(1, 3, 32, 32)
@@ -183,3 +184,117 @@ def test_load_guided_diffusion_roundtrip(tmp_path):
     assert torch.allclose(sched.betas[[0, -1]], torch.tensor([1e-4, 0.02]))
     with pytest.raises(FileNotFoundError, match="256x256_diffusion_uncond.pt"):
         ck.load_guided_diffusion(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("spec, dataset, expected", [
+    ("clean", "digits", ("digits", "clean")),
+    ("Standard", "cifar10", ("robustbench", "Standard")),
+    ("robustbench:Carmon2019Unlabeled", "cifar10", ("robustbench", "Carmon2019Unlabeled")),
+    ("weights/wrn.pt", "cifar10", ("file", "weights/wrn.pt")),
+    ("Standard.safetensors", "cifar10", ("file", "Standard.safetensors")),
+    ("torchvision:IMAGENET1K_V2", "imagenet", ("torchvision", "IMAGENET1K_V2")),
+    ("resnet50:IMAGENET1K_V1", "imagenet", ("torchvision", "IMAGENET1K_V1")),
+    ("torchvision:", "imagenet", ("torchvision", "DEFAULT")),
+    ("IMAGENET1K_V1", "imagenet", ("torchvision", "IMAGENET1K_V1")),
+    ("r50.pth", "imagenet", ("file", "r50.pth")),
+])
+def test_classifier_source_dispatch(spec, dataset, expected):
+    assert ck.classifier_source(spec, dataset) == expected
+
+
+@pytest.mark.parametrize("spec, dataset", [("torchvision:IMAGENET1K_V2", "cifar10"), ("robustbench:Standard", "imagenet"),
+                                           ("Standard", "imagenet"), ("robust", "digits"), ("x", "mnist")])
+def test_classifier_source_refuses_mismatches(spec, dataset):
+    with pytest.raises(ValueError, match="not a valid choice|unknown dataset"):
+        ck.classifier_source(spec, dataset)
+
+
+def test_load_classifier_files_and_digits(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(ck, "load_wideresnet", lambda path: seen.append(("wrn", path)) or "wrn")
+    monkeypatch.setattr(ck, "load_resnet50", lambda path: seen.append(("r50", path)) or "r50")
+    assert ck.load_classifier(str(tmp_path / "a.pt"), "cifar10") == "wrn"
+    assert ck.load_classifier(str(tmp_path / "b.pth"), "imagenet") == "r50"
+    assert seen == [("wrn", str(tmp_path / "a.pt")), ("r50", str(tmp_path / "b.pth"))]
+    x = load_digits("test").x[:4]
+    assert torch.equal(ck.load_classifier("clean", "digits")(x), ck.load_digits_classifier("clean")(x))
+
+
+def _small_resnet_file(tmp_path, rn):
+    model = rn.ResNet((1, 1, 1, 1), 1000, width=8).eval()
+    raw = tmp_path / "raw.pth"
+    torch.save(model.state_dict(), raw)
+    prefix = ck.sha256_file(raw)[:8]
+    return model, raw, prefix
+
+
+def test_torchvision_weights_come_from_torch_hub_cache(tmp_path, monkeypatch):
+    import empirical.models.resnet as rn
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(rn, "build_resnet50", lambda num_classes=1000: rn.ResNet((1, 1, 1, 1), num_classes, width=8))
+    with pytest.raises(ValueError, match=r"not in torch's hub cache.*resnet50-11ad3fa6.pth.*allow_download=True"):
+        ck.load_classifier("torchvision:IMAGENET1K_V2", "imagenet")
+    with pytest.raises(ValueError, match="unknown torchvision ResNet-50 weights"):
+        ck.load_classifier("torchvision:IMAGENET9K", "imagenet")
+    model, raw, prefix = _small_resnet_file(tmp_path, rn)
+    monkeypatch.setitem(rn.RESNET50_WEIGHTS, "TEST", f"https://example.invalid/models/resnet50-{prefix}.pth")
+    downloads = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        downloads.append((url, hash_prefix))
+        shutil.copy(raw, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    loaded = ck.load_classifier("torchvision:TEST", "imagenet", allow_download=True)
+    assert downloads == [(rn.RESNET50_WEIGHTS["TEST"], prefix)]
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(loaded(x), model(x)) and not loaded.training
+    ck.load_classifier("torchvision:TEST", "imagenet")             # cached now: loads offline, no download
+    assert len(downloads) == 1
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / f"resnet50-{prefix}.pth"
+    cached.write_bytes(cached.read_bytes()[:-1] + b"x")
+    with pytest.raises(ValueError, match="is corrupt.*download"):
+        ck.load_classifier("torchvision:TEST", "imagenet")
+
+
+def test_robustbench_missing_package_message_and_standard_fallback(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "robustbench", None)
+    monkeypatch.setitem(sys.modules, "robustbench.utils", None)
+    with pytest.raises(ImportError, match="pip install robustbench"):
+        ck.load_classifier("Carmon2019Unlabeled", "cifar10", model_dir=tmp_path)
+    with pytest.raises(ImportError, match="pip install robustbench"):
+        ck.load_classifier("Standard", "cifar10", model_dir=tmp_path)      # no file: nothing to fall back on
+    path = tmp_path / "cifar10" / "Linf" / "Standard.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"checkpoint")
+    seen = []
+    monkeypatch.setattr(ck, "load_wideresnet", lambda p: seen.append(p) or WideResNet(10, 1))
+    assert isinstance(ck.load_classifier("Standard", "cifar10", model_dir=tmp_path), WideResNet)
+    assert seen == [path]
+
+
+def test_robustbench_through_a_stand_in_package(tmp_path, monkeypatch):
+    import types
+
+    calls = []
+
+    def load_model(name, model_dir, dataset, threat_model):
+        calls.append((name, model_dir, dataset, threat_model))
+        return WideResNet(10, 1).train()
+
+    utils = types.ModuleType("robustbench.utils")
+    utils.load_model = load_model
+    package = types.ModuleType("robustbench")
+    package.utils = utils
+    monkeypatch.setitem(sys.modules, "robustbench", package)
+    monkeypatch.setitem(sys.modules, "robustbench.utils", utils)
+    with pytest.raises(ValueError, match=r"not in .*Standard.pt.*allow_download=True"):
+        ck.load_classifier("Standard", "cifar10", model_dir=tmp_path)
+    assert calls == []
+    model = ck.load_classifier("robustbench:Standard", "cifar10", allow_download=True, model_dir=tmp_path)
+    assert calls == [("Standard", str(tmp_path), "cifar10", "Linf")]
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    ck.load_classifier("Standard", "cifar10", allow_download=True)
+    assert calls[-1][1] == str(tmp_path / "xdg" / "robustbench")

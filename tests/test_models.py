@@ -114,3 +114,61 @@ def test_guided_missing_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "guided_diffusion", None)
     with pytest.raises(ImportError, match="guided-diffusion-sdk"):
         import_guided_diffusion()
+
+
+class _BrokenTorchvision:
+    """Meta-path finder that makes `import torchvision` fail as a wheel built for another torch does."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision" or name.startswith("torchvision."):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return None
+
+
+def test_torchvision_that_fails_to_import_counts_as_absent(monkeypatch):
+    from empirical.models import resnet as rn
+
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenTorchvision(), *sys.meta_path])
+    rn.optional_torchvision.cache_clear()
+    try:
+        assert rn.optional_torchvision() is None
+        model = rn.build_resnet50(num_classes=7)
+        assert type(model) is ResNet and model.fc.out_features == 7
+        with pytest.raises(ImportError, match="use_torchvision=True"):
+            rn.build_resnet50(use_torchvision=True)
+        assert rn.resnet50_weights_url("DEFAULT") == rn.RESNET50_WEIGHTS["IMAGENET1K_V2"]
+    finally:
+        rn.optional_torchvision.cache_clear()
+
+
+def test_torchvision_resnet50_matches_the_hand_written_one():
+    from empirical.models import resnet as rn
+
+    tv = rn.optional_torchvision()
+    if tv is None:
+        pytest.skip("torchvision does not import beside this torch")
+    ours = rn.build_resnet50(num_classes=10, use_torchvision=False).eval()
+    theirs = rn.build_resnet50(num_classes=10, use_torchvision=True).eval()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+    for name in ("IMAGENET1K_V1", "IMAGENET1K_V2"):
+        assert rn.RESNET50_WEIGHTS[name] == tv.models.ResNet50_Weights[name].url
+
+
+def test_ddpm_cifar10_architecture_is_the_35_7m_model():
+    from diffusers import UNet2DModel
+
+    from empirical.dryrun import DDPM_CIFAR10_CONFIG
+
+    with torch.device("meta"):
+        unet = UNet2DModel(**DDPM_CIFAR10_CONFIG)
+    n = sum(p.numel() for p in unet.parameters())
+    assert abs(n - 35.7e6) < 0.05e6                                      # Ho et al. 2020: 35.7M parameters
+    attn = [i for i, b in enumerate(unet.down_blocks) if getattr(b, "attentions", None)]
+    assert attn == [1]                                                   # 32 -> 16: attention at 16x16 only
+    assert len(unet.down_blocks[0].resnets) == 2 and unet.config.sample_size == 32

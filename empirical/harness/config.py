@@ -92,6 +92,7 @@ class OutputConfig:
     quiet: bool = False
     threads: int | None = None
     format: str = "compact"
+    allow_download: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,9 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
                    help="classifier weights: a state dict (WideResNet-28-10 with RobustBench keys, ResNet-50 "
                         "with torchvision keys) or a model name")
     g.add_argument("--non-ema", action="store_true", help="use the digits DDPM's non-EMA weights")
+    g.add_argument("--allow-download", action="store_true",
+                   help="let a hub id, a RobustBench or torchvision model name, or CIFAR-10 download what is not "
+                        "cached (nothing downloads without it)")
     g.add_argument("--purifiers", "--purifier", nargs="+", metavar="NAME",
                    help=f"from {', '.join(PURIFIERS)}; gaussian is the toy purifier P(x) = x + N(0, sigma^2 I) "
                         f"(default: {' '.join(shown('purifiers', ['diffpure', 'gaussian']))})")
@@ -272,9 +276,11 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--resume needs --results PATH (the store to continue)")
     if g("resume") and g("overwrite"):
         parser.error("--resume and --overwrite contradict each other; choose one")
-    if args.dataset != "digits" and not (args.data and args.purifier_model and args.classifier):
-        parser.error(f"--dataset {args.dataset} needs --data, --purifier-model and --classifier (local paths "
-                     "or names); nothing is downloaded unless asked")
+    if g("dry_run") and args.dataset == "digits":
+        parser.error("--dry-run estimates the cost of the paper-scale runs: use it with --dataset cifar10 or imagenet")
+    if args.dataset != "digits" and not (args.data and args.purifier_model and args.classifier) and not g("dry_run"):
+        parser.error(f"--dataset {args.dataset} needs --data, --purifier-model and --classifier (local paths, "
+                     "hub ids or model names); nothing is downloaded without --allow-download")
     for name in args.purifiers or ():
         if name not in PURIFIERS:
             parser.error(f"unknown purifier {name!r}; choose from {', '.join(PURIFIERS)}")
@@ -333,7 +339,7 @@ def from_namespace(table: str, args: argparse.Namespace, own: dict | None = None
                       not g("no_predict", False)),
         output=OutputConfig(g("results"), bool(g("resume", False)), bool(g("overwrite", False)), g("json"), g("csv"),
                             g("png"), bool(g("quiet", False)), g("threads"),
-                            g("format", "compact")),
+                            g("format", "compact"), bool(g("allow_download", False))),
         extra=tuple(sorted((own or {}).items())))
 
 

@@ -161,7 +161,8 @@ def _digits_setup(config: Config, device: torch.device) -> Setup:
         label = "digits DDPM" + (" (non-EMA)" if config.data.non_ema else "")
         specs.append(_diffusion_spec(config, name, diffusion, clf, label, default_t_star=100))
     budget = resolve_budget(config, len(data.ids), DIGITS_DEFAULT, attacks.PRESETS.get("digits", {}), eps)
-    return _finish(config, data, device, budget, specs, notes, {"digits weights sha256": hashes})
+    from empirical.identity import digits_identity
+    return _finish(config, data, device, budget, specs, notes, {"digits weights": digits_identity()})
 
 
 def _diffusion_spec(config: Config, name: str, diffusion, clf, model_label: str, default_t_star: int) -> PurifierSpec:
@@ -179,22 +180,24 @@ def _diffusion_spec(config: Config, name: str, diffusion, clf, model_label: str,
 
 def _real_setup(config: Config, device: torch.device) -> Setup:
     from empirical import checkpoints
-    from empirical.data import load_dataset
+    from empirical.data import check_num_classes, check_resolution, load_dataset
     d, s = config.data, config.sizes
     preset = attacks.PRESETS[d.dataset]
     eps = s.eps or preset["eps"]
     defaults = REAL_DEFAULTS[d.dataset]
     n_clean = 1000 if d.dataset == "imagenet" else None
     n_load = s.n_clean or n_clean or (None if s.full else s.n_samples or defaults["n_samples"])
-    data = load_dataset(d.dataset, d.data, n=n_load)     # the cheapest check first
+    download = config.output.allow_download
+    data = load_dataset(d.dataset, d.data, n=n_load, allow_download=download)     # the cheapest check first
     if d.dataset == "cifar10":
-        diffusion = checkpoints.load_diffusers_ddpm(d.purifier_model)
-        clf = checkpoints.load_wideresnet(d.classifier)
+        diffusion = checkpoints.load_diffusers_ddpm(d.purifier_model, allow_download=download)
         label = "DDPM (CIFAR-10)"
     else:
         diffusion = checkpoints.load_guided_diffusion(d.purifier_model)
-        clf = checkpoints.load_resnet50(d.classifier)
         label = "Guided (ImageNet)"
+    clf = checkpoints.load_classifier(d.classifier, d.dataset, allow_download=download)
+    check_resolution(data, diffusion[0])
+    check_num_classes(data.classes, clf, tuple(data.x.shape[1:]))
     diffusion = (diffusion[0].to(device), diffusion[1])
     clf = clf.to(device).eval()
     names = config.purifier.names or ("diffpure",)
@@ -209,10 +212,10 @@ def _real_setup(config: Config, device: torch.device) -> Setup:
 
 
 def _identities(config: Config) -> dict:
-    """Content identities of the weights and data, so a resume or a reader can tell runs apart."""
+    """Content identities of the weights and data (hashes, never paths alone), so a resume cannot mix
+    models or data and a reader can tell runs apart."""
     from empirical import identity
     d = config.data
-    out = {}
-    for name, value in (("data", d.data), ("purifier_model", d.purifier_model), ("classifier", d.classifier)):
-        out[name] = identity.identify(value)
-    return out
+    return {"data": identity.data_identity(d.dataset, d.data),
+            "purifier_model": identity.weights_identity(d.purifier_model, d.dataset),
+            "classifier": identity.weights_identity(d.classifier, d.dataset)}
