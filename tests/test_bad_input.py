@@ -9,7 +9,8 @@ from conftest import tiny_unet
 from empirical import attacks, checkpoints, data
 from empirical.noise import SampleReplayNoise
 from empirical.purifiers import make_purifier
-from empirical.results import ResultStore, atomic_write_json
+from empirical.harness.store import ResultStore
+from empirical.results import atomic_write_json
 
 X = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
 Y = torch.tensor([0, 1])
@@ -45,7 +46,7 @@ def _wrong_keys(tmp_path):
 
 
 def _other_config(tmp_path):
-    ResultStore.open(tmp_path / "r.json", {"eps": 0.1}).put("k", 1)
+    ResultStore.open(tmp_path / "r.json", {"eps": 0.1}).put("k", [0], {"ok": [True]})
     return ResultStore.open(tmp_path / "r.json", {"eps": 0.2}, resume=True)
 
 
@@ -88,7 +89,7 @@ def test_bad_input_gets_one_clear_error(name, call, error, message, tmp_path):
     after = sorted(p.name for p in tmp_path.rglob("*"))
     assert not [p for p in after if p.endswith(".tmp")], "a temporary file was left behind"
     if name != "results file from another configuration":
-        created = set(after) - set(before) - {"nope", "nope.pt", "w.pt", "ro", "r.json"}
+        created = set(after) - set(before) - {"nope", "nope.pt", "w.pt", "ro", "r.json", "r.json.lock"}
         assert not created, f"partial output left: {created}"
     if name == "results file from another configuration":
-        assert json.loads((tmp_path / "r.json").read_text())["records"] == {"k": 1}   # untouched
+        assert list(json.loads((tmp_path / "r.json").read_text())["records"]) == ["k"]   # untouched
