@@ -50,3 +50,15 @@ def test_bad_arguments():
         pgd("fresh", N, -1.0, R)
     with pytest.raises(ValueError, match="steps"):
         pgd("fresh", N, SIGMA, R, steps=0)
+    with pytest.raises(ValueError, match="trials"):
+        pgd("fresh", N, SIGMA, R, trials=10**8 + 1)
+
+
+def test_small_step_fresh_pgd_sits_between_the_two_bounds():
+    # paper geometry (d > r): l2 PGD averages its noise draws, beating the first bound (which is exact only
+    # for full cancellation) while staying under the second, which covers every fresh-noise attack
+    d = 10.0
+    res = pgd("fresh", N, SIGMA, R, d, step_rule="l2", steps=20, trials=3000, seed=6)
+    assert res.success > theory.bound_perfect(N, SIGMA, R) + 10 * res.stderr
+    assert res.success <= theory.bound_eot(N, SIGMA, R) + 4 * res.stderr
+    assert theory.no_attack_success(N, SIGMA, R, d) < 1e-3

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from toymodel import kernels as K
-from toymodel.simulate import seed_key, simulate_dist2
+from toymodel.simulate import seed_key, simulate_dist2, simulate_partial_dist2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,11 +61,34 @@ def test_chunking_is_bit_identical(sampler, norm, eps):
     assert not np.array_equal(whole, simulate_dist2(**dict(args, seed=6)))
 
 
+@pytest.mark.parametrize("sampler,norm,eps", [("ndim", "inf", 1.0), ("ndim", "2", 2.0), ("reduced", "2", 2.0),
+                                               ("ndim", "inf", 40.0)])
+def test_partial_chunking_is_bit_identical(sampler, norm, eps):
+    args = dict(n=33, sigma=1.0, rs=[3.0, 5.0, 6.5], d=2.0, eps=eps, norm=norm, trials=700, seed=5, sampler=sampler)
+    whole = simulate_partial_dist2(**args)
+    assert whole.shape == (700, 3)
+    assert np.array_equal(whole, simulate_partial_dist2(chunk=37, **args))
+    # a radius's column does not depend on the other radii (up to rounding: the fast path may switch)
+    assert np.allclose(whole[:, 1:], simulate_partial_dist2(**dict(args, rs=[5.0, 6.5])), rtol=1e-12, atol=0)
+    assert not np.array_equal(whole, simulate_partial_dist2(**dict(args, seed=6)))
+
+
+def test_partial_fast_path_equals_explicit_projection():
+    # eps = 40 keeps every target inside the l_inf box (fast path); eps = 1e6 too; eps = inf skips projection:
+    # all three must give the same numbers, and the clipped eps = 1 case must differ
+    base = dict(n=20, sigma=1.0, rs=[2.0, 4.0], d=2.0, norm="inf", trials=500, seed=3, sampler="ndim")
+    a = simulate_partial_dist2(eps=40.0, **base)
+    assert np.allclose(a, simulate_partial_dist2(eps=math.inf, **base), rtol=1e-12)
+    assert not np.allclose(a, simulate_partial_dist2(eps=1.0, **base))
+
+
 _SCRIPT = (
-    "import hashlib, numba; from toymodel.simulate import simulate_dist2 as s;"
+    "import hashlib, numba; from toymodel.simulate import simulate_dist2 as s, simulate_partial_dist2 as p;"
     "a = s('perfect', 64, 1.0, 2.0, 1.0, 'inf', 'diagonal', 3000, 3, 'ndim');"
     "b = s('perfect', 64, 1.0, 2.0, 1.0, '2', 'axis', 30000, 3, 'reduced');"
-    "print(numba.get_num_threads(), hashlib.sha256(a.tobytes() + b.tobytes()).hexdigest())"
+    "c = p(64, 1.0, [6.0, 8.0], 2.0, 1.0, 'inf', 'diagonal', 3000, 3, 'ndim');"
+    "e = p(64, 1.0, [6.0, 8.0], 2.0, 1.0, '2', 'axis', 30000, 3, 'reduced');"
+    "print(numba.get_num_threads(), hashlib.sha256(a.tobytes() + b.tobytes() + c.tobytes() + e.tobytes()).hexdigest())"
 )
 
 

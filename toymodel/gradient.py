@@ -5,6 +5,11 @@ PGD minimises the smooth surrogate loss ||P(x) - c||^2 (gradient 2 (x + eta - c)
   eot:    the gradient averaged over eot_k fresh draws per step, tested under a fresh draw;
   replay: one draw eta0 reused at every step and at test time (Algorithm 1, Corollary 2.1).
 Success means ||P(x_K) - c|| <= r under the test noise.
+
+Only the 'gd' rule with step 1/2 jumps to c - eta_K, the full cancellation whose exact success is
+Theorem 1's first bound Psi(r^2/(2 sigma^2); n). Small-step PGD ('l2', 'sign') ends near c minus an
+average of its noise draws, so its fresh-noise success lies above the first bound and below the
+second, Psi(r^2/sigma^2; n), which covers every attack tested under fresh noise.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from toymodel import theory
+from toymodel.simulate import MAX_TRIALS
 
 MODES = ("fresh", "eot", "replay")
 STEP_RULES = ("gd", "l2", "sign")
@@ -92,6 +98,8 @@ def pgd(mode: str, n: int, sigma: float, r: float, d: float = 0.0, eps: float = 
     for name, value in (("steps", steps), ("eot_k", eot_k), ("trials", trials), ("batch", batch)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if trials > MAX_TRIALS:
+        raise ValueError(f"trials must be <= {MAX_TRIALS}, got {trials!r}")
     if step_size is None:
         step_size = 0.5 if step_rule == "gd" else 2.5 * math.sqrt(d * d + n * sigma * sigma) / steps
         step_size /= math.sqrt(n) if step_rule == "sign" else 1.0

@@ -205,6 +205,8 @@ def ndim_dist2(strategy, c, eot_offset, sigma, eps, norm, first, count, key0, ke
 
     perfect: x = proj(c - eta0), tested with fresh eta1; eot: x = proj(c) (offset
     eot_offset = proj(c) - c), tested with eta1; replay: x = proj(c - eta0), tested with eta0.
+    eta0 and the projection are simulated in full; perfect's fresh eta1 enters through
+    ||a + sigma h||^2 = (|a| + sigma z)^2 + sigma^2 chi2(n - 1) (rotation invariance of h).
     """
     n = c.size
     out = np.empty(count)
@@ -231,9 +233,12 @@ def ndim_dist2(strategy, c, eot_offset, sigma, eps, norm, first, count, key0, ke
                     acc += t * t
                 out[i] = acc
             else:
+                acc = 0.0
                 for j in range(n):
-                    x[j] -= c[j]
-                out[i] = _offset_plus_noise(st, x, sigma, y)
+                    t = x[j] - c[j]
+                    acc += t * t
+                t = math.sqrt(acc) + sigma * _normal(st)
+                out[i] = t * t + sigma * sigma * _chi2(st, n - 1)
     return out
 
 
