@@ -2,6 +2,12 @@
 
 Paper Sec. 4.3 (Algorithm 1, randomness replay) and Sec. 5.1. Replay vs fresh is decided by the noise
 source passed: a replay source (``noise.replay``) makes attack and evaluation share the noise.
+
+Two estimands of robust accuracy under fresh noise are offered, because a randomized defence's number
+depends on the rule as much as on the attack: RULE_SINGLE_DRAW, the project's no-fix cells (the final
+iterate's single-draw accuracy, averaged over R fresh draws, via ``evaluate``), and RULE_DIFFPURE, the
+rule of DiffPure's own BPDA-EOT harness (Nie et al. 2022, after Hill et al. 2021):
+``pgd(..., any_iterate=True)`` -> ``AttackResult.broken_any``.
 """
 from __future__ import annotations
 
@@ -18,6 +24,14 @@ from .purifiers import _eval_mode, check_images
 NORMS = ("linf", "l2")
 KEEPS = ("final", "best")
 MODES = ("replay", "fresh", "worst-of-N")
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+RULE_SINGLE_DRAW = "final iterate, single-draw accuracy averaged over R fresh draws"
+RULE_DIFFPURE = ("broken if any iterate (start included) is misclassified on logits averaged over judge_draws "
+                 "fresh draws, confirmed on logits averaged over confirm_draws draws")
+ESTIMANDS = {"single_draw": RULE_SINGLE_DRAW, "any_iterate_averaged": RULE_DIFFPURE}
+# DiffPure's harness: 15 draws (its eot_attack_reps) judge every iterate, 150 (eot_defense_reps) confirm each break.
+DIFFPURE_JUDGE_DRAWS, DIFFPURE_CONFIRM_DRAWS = 15, 150
 
 # Step counts are not given in the paper; we use DiffPure's BPDA-EOT evaluation (Nie et al. 2022, after
 # Hill et al. 2021): 50 sign-PGD steps of 2/255 at 8/255, and the same eps/4 step ratio at 4/255.
@@ -40,6 +54,8 @@ class AttackResult:
     fooled_rate: fraction of those draws that misclassify. best_step: iterate kept (steps = final).
     loss_history: [steps + 1, B] loss at each iterate (gradient passes, EOT mean), last row = final evaluation.
     eot_effective: purifications per gradient (1 under replay or a deterministic purifier).
+    broken_any, broken_final (only with ``any_iterate=True``, else None): RULE_DIFFPURE's per-sample verdict
+    over all iterates, and the same rule applied to the final iterate alone (broken_final implies broken_any).
     """
 
     x_adv: torch.Tensor
@@ -48,6 +64,8 @@ class AttackResult:
     best_step: torch.Tensor
     loss_history: torch.Tensor
     eot_effective: int
+    broken_any: torch.Tensor | None = None
+    broken_final: torch.Tensor | None = None
 
 
 @dataclass
@@ -99,8 +117,8 @@ def purified_loss(classifier, purifier, x: torch.Tensor, y: torch.Tensor,
         return F.cross_entropy(logits, y, reduction="none"), logits.argmax(1) == y
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project onto the eps-ball around x, then clamp to [0, 1] (which keeps it inside the ball)."""
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project onto the eps-ball (l_inf or l2) around x, then clamp to [0, 1] (which keeps it inside the ball)."""
     d = x_adv - x
     if norm == "linf":
         d = d.clamp(-eps, eps)
@@ -119,7 +137,7 @@ def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Gener
         g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         r = torch.rand(x.shape[0], generator=generator, dtype=x.dtype) ** (1.0 / x[0].numel())
         d = g * (eps * r).view(-1, 1, 1, 1)
-    return _project(x + d.to(x.device), x, eps, norm)
+    return project(x + d.to(x.device), x, eps, norm)
 
 
 def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
@@ -149,6 +167,61 @@ def _judge(classifier, purifier, x, y, noise, draws):
     return fooled / draws, loss / draws
 
 
+def _averaged_logits(classifier, purifier, x: torch.Tensor, noise: NoiseSource | None, draws: int) -> torch.Tensor:
+    """Logits of F(P(x)) averaged over ``draws`` purifications, without autograd."""
+    with torch.no_grad(), _eval_mode(classifier):
+        total = classifier(purifier(x, noise))
+        for _ in range(draws - 1):
+            total = total + classifier(purifier(x, noise))
+    return total / draws
+
+
+class _AnyIterateJudge:
+    """RULE_DIFFPURE, as DiffPure's harness applies it (its eval_and_bpda_eot_grad):
+    every iterate is classified on logits averaged over ``judge_draws`` purifications; each sample
+    that this calls misclassified (and is not yet broken) is re-judged on logits averaged over
+    ``confirm_draws`` further purifications, and is broken from then on if that confirms it
+    (confirm_draws = 0: the first judgement decides). Under a replay source or a deterministic
+    purifier every draw is the same, so one evaluation decides. The final iterate is judged for every
+    sample, giving broken_final on the same logits (so broken_final implies broken_any).
+    DiffPure judges on the purifications its EOT gradient also averages over; separate judging draws have
+    the same law (in both, an iterate is judged on draws it was not chosen with) and leave the attack's
+    draws untouched. DiffPure also judges the clean input before the loop, which without a random start
+    is iterate 0 judged twice."""
+
+    def __init__(self, classifier, purifier, y: torch.Tensor, noise, judge_draws: int, confirm_draws: int):
+        fixed = not purifier.stochastic or getattr(noise, "replay", False)
+        self.classifier, self.purifier, self.y, self.noise = classifier, purifier, y, noise
+        self.draws, self.confirm = (1, 0) if fixed else (judge_draws, confirm_draws)
+        self.broken = torch.zeros_like(y, dtype=torch.bool)
+        self.final: torch.Tensor | None = None
+
+    def observe(self, x: torch.Tensor, final: bool = False) -> None:
+        wrong = _averaged_logits(self.classifier, self.purifier, x, self.noise, self.draws).argmax(1) != self.y
+        todo = wrong if final else wrong & ~self.broken
+        if self.confirm and bool(todo.any()):
+            idx = todo.nonzero().flatten()
+            sub = self.noise.subset(idx.cpu())
+            again = _averaged_logits(self.classifier, self.purifier, x[idx], sub, self.confirm).argmax(1) != self.y[idx]
+            todo = torch.zeros_like(todo).index_put((idx,), again)
+        if final:
+            self.final = todo.clone()
+        self.broken |= todo
+
+
+def _validate_judge(purifier, any_iterate: bool, judge_noise, judge_draws, confirm_draws) -> None:
+    if not any_iterate:
+        if judge_noise is not None:
+            raise ValueError("judge_noise is only used with any_iterate=True (RULE_DIFFPURE); pass any_iterate=True")
+        return
+    if int(judge_draws) != judge_draws or judge_draws < 1 or int(confirm_draws) != confirm_draws or confirm_draws < 0:
+        raise ValueError(f"any_iterate needs integer judge_draws >= 1 and confirm_draws >= 0, got {judge_draws}, "
+                         f"{confirm_draws}")
+    if purifier.stochastic and judge_noise is None:
+        raise ValueError(f"any_iterate on the stochastic purifier {purifier.name!r} needs judge_noise: a fresh noise "
+                         f"source for the judging draws (separate from the attack's, so its draws are unchanged)")
+
+
 def _better(f_new, l_new, f_old, l_old) -> torch.Tensor:
     return (f_new > f_old) | ((f_new == f_old) & (l_new > l_old))
 
@@ -156,8 +229,17 @@ def _better(f_new, l_new, f_old, l_old) -> torch.Tensor:
 def _validate_pgd(purifier, x, y, eps, norm, steps, step_size, gradient, eot, noise, random_start,
                   generator, keep, select_draws) -> bool:
     check_images(x)
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"x must be float32 or float64, got {x.dtype}: cast with x.float() (the attack's steps and "
+                         f"projection need full precision; mixed precision belongs inside the purifier)")
     _check_labels(x, y)
     _check_eps(eps, norm, x)
+    try:
+        step = float(step_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"step_size must be a number, got {step_size!r}") from None
+    if not math.isfinite(step) or step <= 0:
+        raise ValueError(f"step_size must be a finite number > 0, got {step_size}")
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient {gradient!r}; expected one of {GRADIENTS}")
     if keep not in KEEPS:
@@ -178,7 +260,9 @@ def _validate_pgd(purifier, x, y, eps, norm, steps, step_size, gradient, eot, no
 def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf", steps: int,
         step_size: float, gradient: str = "bpda", eot: int = 1, noise: NoiseSource | None,
         random_start: bool = False, generator: torch.Generator | None = None, keep: str = "final",
-        select_draws: int = 1, checkpoint: bool = True) -> AttackResult:
+        select_draws: int = 1, checkpoint: bool = True, any_iterate: bool = False,
+        judge_noise: NoiseSource | None = None, judge_draws: int = DIFFPURE_JUDGE_DRAWS,
+        confirm_draws: int = DIFFPURE_CONFIRM_DRAWS) -> AttackResult:
     """PGD (l_inf sign steps or l2 normalised steps) on CE(F(P(x)), y) within the eps-ball and [0, 1].
 
     eot=k averages the gradient over k purifications. Under a replay source (or a deterministic purifier)
@@ -186,23 +270,30 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
     seeds). keep="best" keeps each image's most adversarial iterate: under replay judged by the replayed
     noise; under fresh noise by ``select_draws`` >= 3 independent fresh purifications per iterate.
     keep="final" is the plain protocol; its loss is judged by ``select_draws`` draws.
+    any_iterate=True also records RULE_DIFFPURE (``broken_any``, ``broken_final``): iterates 0..steps, the
+    start included, judged with ``judge_noise`` (a source of its own, so the attack's draws and numbers are
+    those of any_iterate=False); with a deterministic purifier it is "misclassified at some iterate".
     """
     fresh = _validate_pgd(purifier, x, y, eps, norm, steps, step_size, gradient, eot, noise, random_start,
                           generator, keep, select_draws)
+    _validate_judge(purifier, any_iterate, judge_noise, judge_draws, confirm_draws)
     k = eot if fresh else 1
-    judge_draws = select_draws if fresh else 1
+    judge_draws_best = select_draws if fresh else 1
     x = x.detach()
     x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
+    judge = _AnyIterateJudge(classifier, purifier, y, judge_noise, judge_draws, confirm_draws) if any_iterate else None
     history = []
     best_x, best_f, best_l = x_adv.clone(), None, None
     best_step = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     with _eval_mode(classifier):
         for s in range(steps):
+            if judge is not None:
+                judge.observe(x_adv)
             grad, loss, first = _eot_grad(classifier, purifier, x_adv, y, noise, gradient, k, checkpoint)
             history.append(loss)
             if keep == "best":
                 if fresh:
-                    f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws)
+                    f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws_best)
                 else:
                     f, lo = (first.logits.argmax(1) != y).float(), first.loss
                 if best_f is None:
@@ -210,8 +301,10 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
                 else:
                     upd = _better(f, lo, best_f, best_l)
                     best_x[upd], best_f[upd], best_l[upd], best_step[upd] = x_adv[upd], f[upd], lo[upd], s
-            x_adv = _project(x_adv + step_size * _ascent(grad, norm), x, eps, norm)
-        f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws)
+            x_adv = project(x_adv + step_size * _ascent(grad, norm), x, eps, norm)
+        f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws_best)
+        if judge is not None:
+            judge.observe(x_adv, final=True)
     history.append(lo)
     if keep == "best" and best_f is not None:
         upd = _better(f, lo, best_f, best_l)
@@ -221,8 +314,9 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
             f, lo = _judge(classifier, purifier, x_adv, y, noise, 1)
     else:
         best_step.fill_(steps)
-    return AttackResult(x_adv=x_adv, loss=lo, fooled_rate=f, best_step=best_step,
-                        loss_history=torch.stack(history), eot_effective=k)
+    return AttackResult(x_adv=x_adv, loss=lo, fooled_rate=f, best_step=best_step, loss_history=torch.stack(history),
+                        eot_effective=k, broken_any=None if judge is None else judge.broken,
+                        broken_final=None if judge is None else judge.final)
 
 
 def bpda(classifier, purifier, x: torch.Tensor, y: torch.Tensor, **kw) -> AttackResult:

@@ -16,7 +16,9 @@ import torch
 from empirical import attacks
 from empirical.noise import BatchReplayNoise, SampleFreshNoise, SampleReplayNoise
 
-PURPOSES = ("replay", "clean", "bpda", "eot", "bpda_eval", "eot_eval", "transfer", "predict", "directions")
+PURPOSES = ("replay", "clean", "bpda", "eot", "bpda_eval", "eot_eval", "transfer", "predict", "directions",
+            "predict_fit", "predict_eval", "predict_dirs", "judge")
+ESTIMANDS = ("single_draw", "any_iterate_averaged")
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,19 @@ class Protocol:
     fresh_evals: int = 3        # R: fresh-noise evaluations of every adversarial set
     seed: int = 0
     noise_keys: str = "sample"  # "sample": per-sample keys; "batch": the paper's Seed(i, t)
-    predict_samples: int = 8    # replay-successful samples per chunk measured for the toy prediction
-    predict_draws: int = 16     # fresh purifications per measured sample
-    predict_dirs: int = 16      # random directions for r_eff (reference only)
+    predict_samples: int = 8    # replay-fooled samples per chunk measured for the toy prediction
     fresh_cells: bool = True    # also measure the cells without fixed noise (Table 1); False: replay only
+    estimand: str = "single_draw"   # no-fix cells: "single_draw" only, or also DiffPure's "any_iterate_averaged"
+    judge_draws: int = 15       # any_iterate_averaged: draws averaged per iterate (DiffPure: 15)
+    confirm_draws: int = 150    # ... and per confirmation of a break (DiffPure: 150)
 
     def __post_init__(self) -> None:
         if self.noise_keys not in ("sample", "batch"):
             raise ValueError(f"noise_keys must be 'sample' or 'batch', got {self.noise_keys!r}")
         if self.fresh_evals < 1 or self.eot < 1 or self.steps < 0:
             raise ValueError("fresh_evals and eot must be >= 1 and steps >= 0")
+        if self.estimand not in ESTIMANDS:
+            raise ValueError(f"estimand must be one of {ESTIMANDS}, got {self.estimand!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +61,8 @@ class Protocol:
         n = 1 + fresh
         if attacked:
             n += 1 + 2 * fresh + (1 + fresh) * (n_eot > 0) + (predict and fresh)
+        if fresh and self.estimand == "any_iterate_averaged":
+            n += 1 + (n_eot > 0)
         return n
 
 
@@ -127,11 +134,34 @@ def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch
                                       noise=fresh_source(p, ie, "eot", chunk), keep="final", **common)
             record["eot_fresh"] = fresh_eval(adv_ef.x_adv, ye, ie, "eot_eval")
             tick()
+    if fresh_cells and p.estimand == "any_iterate_averaged":
+        record.update(_diffpure_rule(classifier, purifier, x, y, ids, eot_mask, chunk, p, tick))
     if predict and fresh_cells:
-        from empirical.predict import measure_transfer
-        record["prediction"] = measure_transfer(classifier, purifier, adv.x_adv, y, ids, fixed,
-                                                record["clean_replay"], record["bpda_replay"],
-                                                lambda sub_ids: fresh_source(p, sub_ids, "predict", chunk), p)
+        from empirical.predict import PredictSettings, predict_chunk
+        record["prediction"] = predict_chunk(classifier, purifier, adv.x_adv, y, ids, fixed,
+                                             lambda purpose, sub: fresh_source(p, sub, purpose, chunk),
+                                             record["bpda_replay"][0], record["clean_replay"][0],
+                                             PredictSettings(samples=p.predict_samples))
         tick()
     return record
+
+
+def _diffpure_rule(classifier, purifier, x, y, ids, eot_mask, chunk: int, p: Protocol, tick) -> dict:
+    """The no-fix BPDA and BPDA-EOT cells under DiffPure's own estimand (attacks.RULE_DIFFPURE): a sample is
+    broken if any iterate is misclassified on logits averaged over judge_draws fresh purifications (confirmed
+    on confirm_draws). Same attack noise streams as the single-draw cells; separate judging draws."""
+    rule = dict(any_iterate=True, judge_draws=p.judge_draws, confirm_draws=p.confirm_draws)
+    out = {}
+    adv = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk), keep="final",
+                       judge_noise=fresh_source(p, ids, "judge", chunk), **rule, **p.attack_kwargs)
+    out["bpda_fresh_any"] = (~adv.broken_any).tolist()
+    tick()
+    if eot_mask.any():
+        xe, ye, ie = x[eot_mask], y[eot_mask], ids[eot_mask]
+        adv = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot, noise=fresh_source(p, ie, "eot", chunk),
+                               keep="final", judge_noise=fresh_source(p, ie, "judge", chunk), **rule,
+                               **p.attack_kwargs)
+        out["eot_fresh_any"] = (~adv.broken_any).tolist()
+        tick()
+    return out
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from empirical import attacks
 from empirical.checkpoints import MANIFEST_NAME, WEIGHTS_DIR, sha256_file
 from empirical.data import load_digits
 from empirical.noise import FreshNoise
@@ -246,17 +247,11 @@ def noisy_accuracy(model, x: torch.Tensor, y: torch.Tensor, sigma: float, draws:
 def pgd_linf_accuracy(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
                       generator: torch.Generator) -> float:
     """Accuracy under l_inf PGD (random start, step 2.5 eps / steps); an image counts as robust only
-    if no iterate (start included) is misclassified."""
-    alpha = 2.5 * eps / steps
-    delta = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
-    robust = torch.ones_like(y, dtype=torch.bool)
-    for _ in range(steps + 1):
-        xa = (x + delta).clamp(0, 1).requires_grad_(True)
-        logits = model(xa)
-        robust &= logits.argmax(-1) == y
-        grad, = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xa)
-        delta = (delta + alpha * grad.sign()).clamp(-eps, eps)
-    return robust.float().mean().item()
+    if no iterate (start included) is misclassified (attacks.pgd's any-iterate rule, no purifier)."""
+    adv = attacks.pgd(model, make_purifier("none"), x, y, eps=eps, norm="linf", steps=steps,
+                      step_size=2.5 * eps / steps, noise=None, random_start=True, generator=generator,
+                      any_iterate=True)
+    return (~adv.broken_any).float().mean().item()
 
 
 def eps_curve(model, steps: int, eps_max: int, seed: int, path: Path) -> dict:

@@ -1,11 +1,11 @@
 """PGD through purifiers: threat set, known optimum on a linear model, exact replay, evaluation modes,
-bad input, and a cross-check against torchattacks.PGD."""
+DiffPure's any-iterate rule, bad input, and a cross-check against torchattacks.PGD."""
 import math
 
 import pytest
 import torch
 
-from empirical.attacks import PAPER_SETTINGS, PRESETS, bpda, bpda_eot, evaluate, pgd
+from empirical.attacks import ESTIMANDS, PAPER_SETTINGS, PRESETS, bpda, bpda_eot, evaluate, pgd, project
 from empirical.noise import FreshNoise, SampleReplayNoise
 from empirical.purifiers import make_purifier
 
@@ -80,19 +80,34 @@ def test_replay_evaluation_reproduces_attack_loss_exactly(keep, unet, scheduler,
     assert not torch.equal(fresh.loss[0], res.loss)
 
 
-def test_best_iterate_under_replay_dominates_final(unet, scheduler, images, cnn_classifier):
-    pur = make_purifier("revpure", unet, scheduler, t_star=3)
-    noise = SampleReplayNoise([0, 1, 2, 3], run_seed=0)
+def _tanh_mlp(seed=4):
+    """A small nonlinear classifier on 8x8 images whose loss is not monotone along overshooting PGD steps."""
+    g = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
     with torch.no_grad():
-        y = cnn_classifier(pur(images, noise)).argmax(1)     # start from correctly classified points
-    kw = dict(eps=0.3, steps=5, step_size=0.3, noise=noise)  # large steps overshoot: the best is not always last
-    final, best = bpda(cnn_classifier, pur, images, y, **kw), bpda(cnn_classifier, pur, images, y, keep="best", **kw)
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.5 if p.ndim == 2 else 0.1))
+    return model.eval()
+
+
+def _overshoot_case(purifier_name):
+    model, pur = _tanh_mlp(), make_purifier(purifier_name, sigma=0.1)
+    x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    noise = SampleReplayNoise(range(8), run_seed=0)
+    with torch.no_grad():
+        y = model(pur(x, noise)).argmax(1)                   # start from correctly classified points
+    return model, pur, x, y, dict(eps=0.3, steps=5, step_size=0.3, noise=noise)   # large steps overshoot
+
+
+def test_best_iterate_under_replay_dominates_final():
+    model, pur, x, y, kw = _overshoot_case("gaussian")
+    final, best = bpda(model, pur, x, y, **kw), bpda(model, pur, x, y, keep="best", **kw)
     better_or_same = (best.fooled_rate > final.fooled_rate) | (
         (best.fooled_rate == final.fooled_rate) & (best.loss >= final.loss))
     assert better_or_same.all()
     earlier = best.best_step < 5
     assert earlier.any() and (best.loss > final.loss).any()
-    assert best.loss_history.shape == (6, 4)
+    assert best.loss_history.shape == (6, 8)
 
 
 def test_eot_under_replay_is_one_draw_and_fresh_uses_k(images, linear_classifier):
@@ -178,8 +193,13 @@ def _digits_classifier():
     d = load_digits()
     x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
     y = torch.tensor(d.target)
-    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    with torch.no_grad():
+        for layer in (model[1], model[3]):
+            bound = layer.in_features ** -0.5                   # torch's default uniform range, seeded
+            layer.weight.uniform_(-bound, bound, generator=g)
+            layer.bias.uniform_(-bound, bound, generator=g)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(300):
         opt.zero_grad()
@@ -202,3 +222,124 @@ def test_pgd_agrees_with_torchattacks_without_purifier():
         their_acc = float((model(theirs).argmax(1) == y).float().mean())
     assert ours_acc < clean - 0.2                          # the attack does bite at this eps
     assert abs(ours_acc - their_acc) <= 0.03
+
+
+def test_project_is_the_ball_and_box_projection():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 1, 4, 4, generator=g)
+    far = x + 3 * torch.randn(6, 1, 4, 4, generator=g)
+    lin = project(far, x, 0.1, "linf")
+    assert torch.equal(lin, (x + (far - x).clamp(-0.1, 0.1)).clamp(0, 1))
+    l2 = project(far, x, 0.5, "l2")
+    assert ((l2 - x).flatten(1).norm(dim=1) <= 0.5 + 1e-6).all() and l2.min() >= 0 and l2.max() <= 1
+    inside = project(x + 0.01, x, 0.5, "l2")
+    assert torch.allclose(inside, (x + 0.01).clamp(0, 1))                  # points in the ball stay put
+    assert torch.equal(project(lin, x, 0.1, "linf"), lin)                  # idempotent
+
+
+class ScriptedNoise:
+    """Fresh-noise stand-in whose k-th draw is script[k] (a scalar spread over the image): pins the exact
+    draws the any-iterate rule takes, and fails on any draw beyond the script."""
+
+    replay = False
+
+    def __init__(self, script):
+        self.script, self.calls = list(script), 0
+
+    def draw(self, phase, t, shape, device, dtype):
+        assert self.calls < len(self.script), "more draws than scripted"
+        value = self.script[self.calls]
+        self.calls += 1
+        return torch.full(tuple(shape), value / shape[-1] / shape[-2], dtype=dtype)
+
+    def subset(self, index):
+        return self
+
+
+def _sum_threshold_model():
+    """Two classes on 2x2 images: logits [2.5, sum of pixels], so the true class 0 needs sum < 2.5."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[0.0] * 4, [1.0] * 4]))
+        model[1].bias.copy_(torch.tensor([2.5, 0.0]))
+    return model.eval()
+
+
+@pytest.mark.parametrize("script, steps, any_, final", [
+    ([2, 2, 2] + [-2] * 5, 0, False, False),                       # judged broken, not confirmed
+    ([2, 2, 2] + [2] * 5, 0, True, True),                          # judged and confirmed
+    ([6, -2, -2] + [6, -2, -2, -2, 6], 0, True, True),             # logits averaged, not a majority vote
+    ([2, 2, 2] + [2] * 5 + [-2, -2, -2], 1, True, False),          # broken at the start only
+    ([-2, -2, -2] + [2, 2, 2] + [2] * 5, 1, True, True),           # broken at the final iterate only
+])
+def test_any_iterate_rule_follows_diffpure_harness(script, steps, any_, final):
+    x, y = torch.full((1, 1, 2, 2), 0.5), torch.tensor([0])
+    judge = ScriptedNoise(script)
+    res = pgd(_sum_threshold_model(), make_purifier("gaussian", sigma=1.0), x, y, eps=1e-3, steps=steps,
+              step_size=1e-4, noise=SampleReplayNoise([0], 0), any_iterate=True, judge_noise=judge,
+              judge_draws=3, confirm_draws=5)
+    assert judge.calls == len(script)                              # every scripted draw, and no other
+    assert bool(res.broken_any[0]) is any_ and bool(res.broken_final[0]) is final
+
+
+@pytest.mark.parametrize("purifier_name", ["gaussian", "none"])   # under replay / deterministic
+def test_any_iterate_on_replay_and_deterministic_purifiers_is_best_iterate(purifier_name):
+    model, pur, x, y, kw = _overshoot_case(purifier_name)
+    best, final = bpda(model, pur, x, y, keep="best", **kw), bpda(model, pur, x, y, **kw)
+    judged = bpda(model, pur, x, y, any_iterate=True, judge_noise=kw["noise"] if pur.stochastic else None, **kw)
+    assert torch.equal(judged.x_adv, final.x_adv) and torch.equal(judged.loss, final.loss)   # judging is passive
+    assert torch.equal(judged.broken_any, best.fooled_rate.bool())
+    assert torch.equal(judged.broken_final, final.fooled_rate.bool())
+    assert (judged.broken_any & ~judged.broken_final).any()     # the rules differ on this setup
+
+
+def test_any_iterate_accuracy_is_at_most_final_iterate_accuracy(images, linear_classifier):
+    pur, y = make_purifier("gaussian", sigma=0.3), torch.tensor([0, 1, 2, 0])
+    kw = dict(eps=0.2, steps=4, step_size=0.1, eot=2)
+    plain = bpda_eot(linear_classifier, pur, images, y, noise=FreshNoise(torch.Generator().manual_seed(0)), **kw)
+    judged = bpda_eot(linear_classifier, pur, images, y, noise=FreshNoise(torch.Generator().manual_seed(0)),
+                      any_iterate=True, judge_noise=FreshNoise(torch.Generator().manual_seed(1)), judge_draws=3,
+                      confirm_draws=4, **kw)
+    assert torch.equal(plain.x_adv, judged.x_adv)                 # a separate judging source leaves the attack alone
+    assert (judged.broken_any >= judged.broken_final).all()
+    assert judged.broken_any.float().mean() >= judged.broken_final.float().mean()
+    assert plain.broken_any is None and "any iterate" in ESTIMANDS["any_iterate_averaged"]
+
+
+@pytest.mark.parametrize("eps", [0.001, 0.003, 0.005])
+def test_any_iterate_pgd_matches_the_closed_form_of_a_linear_model(eps):
+    """l_inf, random start, step 2.5 eps / steps, robust iff no iterate is misclassified: on a linear binary
+    model whose box never binds, an image is broken iff eps ||w||_1 > |z| (its margin)."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(256, generator=g) * 0.05
+    x = 0.5 + (torch.rand(64, 1, 16, 16, generator=g) - 0.5) * 0.2
+    b = -0.5 * w.sum()
+    z = x.flatten(1) @ w + b
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.stack([w, -w]))
+        model[1].bias.copy_(torch.stack([b, -b]))
+    y = (z < 0).long()
+    res = pgd(model.eval(), make_purifier("none"), x, y, eps=eps, steps=20, step_size=2.5 * eps / 20, noise=None,
+              random_start=True, generator=torch.Generator().manual_seed(1), any_iterate=True)
+    expected = z.abs() > eps * w.abs().sum()
+    assert torch.equal(~res.broken_any, expected)
+    assert 0.1 < expected.float().mean() < 0.9
+
+
+def test_bad_step_size_dtype_and_judge_arguments(images, linear_classifier):
+    pur, y = make_purifier("none"), torch.tensor([0, 1, 2, 0])
+    kw = dict(eps=0.1, steps=1, noise=None)
+    for bad in (float("nan"), float("inf"), -0.1, "big"):
+        with pytest.raises(ValueError, match="step_size"):
+            pgd(linear_classifier, pur, images, y, step_size=bad, **kw)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        pgd(linear_classifier.half(), pur, images.half(), y, step_size=0.01, **kw)
+    with pytest.raises(ValueError, match="any_iterate=True"):
+        pgd(linear_classifier, pur, images, y, step_size=0.01, judge_noise=FreshNoise(torch.Generator()), **kw)
+    gauss = make_purifier("gaussian", sigma=0.1)
+    with pytest.raises(ValueError, match="judge_noise"):
+        pgd(linear_classifier, gauss, images, y, step_size=0.01, any_iterate=True,
+            **{**kw, "noise": SampleReplayNoise([0, 1, 2, 3], 0)})
+    with pytest.raises(ValueError, match="judge_draws"):
+        pgd(linear_classifier, pur, images, y, step_size=0.01, any_iterate=True, judge_draws=0, **kw)

@@ -16,8 +16,7 @@ def _setup(unet, scheduler, images):
 
 def test_run_chunk_fills_every_cell(unet, scheduler, images, cnn_classifier, one_thread):
     pur, y, ids = _setup(unet, scheduler, images)
-    p = Protocol(eps=0.1, steps=2, step_size=0.05, eot=2, fresh_evals=2, predict_samples=2, predict_draws=4,
-                 predict_dirs=4)
+    p = Protocol(eps=0.1, steps=2, step_size=0.05, eot=2, fresh_evals=2, predict_samples=2)
     rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, torch.tensor([True, True, False, False]))
     assert set(rec) == KEYS_STOCHASTIC
     assert len(rec["clean_fresh"]) == 2 and len(rec["clean_fresh"][0]) == 4
@@ -57,3 +56,17 @@ def test_derived_seeds_differ_by_purpose_and_fit_63_bits():
     seeds = {derived_seed(0, purpose) for purpose in ("replay", "clean", "bpda", "transfer")}
     assert len(seeds) == 4 and all(0 <= s < 2 ** 63 for s in seeds)
     assert derived_seed(1, "replay") != derived_seed(0, "replay")
+
+
+def test_diffpure_estimand_adds_any_iterate_cells_and_ticks_every_phase(unet, scheduler, images, cnn_classifier):
+    pur, y, ids = _setup(unet, scheduler, images)
+    p = Protocol(eps=0.1, steps=1, step_size=0.05, eot=2, fresh_evals=1, estimand="any_iterate_averaged",
+                 judge_draws=2, confirm_draws=2)
+    mask = torch.tensor([True, True, False, False])
+    ticks = []
+    rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, mask, predict=False, tick=lambda: ticks.append(1))
+    assert len(rec["bpda_fresh_any"]) == 4 and len(rec["eot_fresh_any"]) == 2
+    assert len(ticks) == p.phases(True, 2, True, False)
+    # broken at any iterate includes broken at the final one: never more robust than the final iterate's
+    # averaged-logit verdict, and a sample wrong on clean input is broken at the start
+    assert all(isinstance(v, bool) for v in rec["bpda_fresh_any"])
