@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from toymodel import argtypes, atomic, simulate, sweep, theory  # noqa: E402
+from toymodel import argtypes, atomic, simulate, theory  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PRINT_DPI = 300
@@ -62,7 +62,7 @@ def mc_ratios(n: int, coarse: int = 8) -> np.ndarray:
     """Monte Carlo radii: the sweep's 7 points across each transition (sqrt(n), sqrt(2n)) plus a
     coarse grid from 0.8 sqrt(n) to 1.15 sqrt(2n)."""
     grid = np.linspace(0.8 * math.sqrt(n), 1.15 * math.sqrt(2 * n), coarse)
-    dense = [q for q in sweep.default_ratios(n) if grid[0] < q < grid[-1]]
+    dense = [q for q in theory.default_ratios(n) if grid[0] < q < grid[-1]]
     return np.unique(np.concatenate([grid, dense]))
 
 

@@ -107,7 +107,7 @@ def test_bad_arguments_rejected(argv, message, capsys):
 
 
 def test_default_grid_brackets_both_transitions():
-    ratios = sweep.default_ratios(3072)
+    ratios = theory.default_ratios(3072)
     assert min(ratios) < math.sqrt(3072) < max(ratios[:7])
     assert min(ratios[7:]) < math.sqrt(2 * 3072) < max(ratios)
 

@@ -36,12 +36,6 @@ Flags: * = row outside the paper's geometry (see the NOTE above its group); EXCE
 4 SE above the covering bound, which would be a bug."""
 
 
-def default_ratios(n: int) -> list[float]:
-    """r/sigma with r^2/sigma^2 = k n + z k sqrt(2n), z = -3..3: dense around sqrt(n) (EOT) and
-    sqrt(2n) (perfect), where Psi(r^2/sigma^2; n) and Psi(r^2/(2 sigma^2); n) cross 1/2."""
-    return [math.sqrt(max(k * n + z * k * math.sqrt(2 * n), 1e-6)) for k in (1, 2) for z in range(-3, 4)]
-
-
 def threat_sets(eps_list: list, norms: list[str], directions: list[str]) -> list[tuple]:
     """(eps, norm, direction) combinations; eps = inf is one unconstrained set."""
     out = []
@@ -70,7 +64,7 @@ def run_grid(args) -> list[simulate.Estimate]:
     jobs = [(n, t) for n in args.n for t in threat_sets(args.eps, args.norm, args.direction)]
     rows = []
     for n, (eps, norm, direction) in tqdm(jobs, desc="sweep", disable=args.quiet):
-        rs = [q * args.sigma for q in (args.r_over_sigma or default_ratios(n))]
+        rs = [q * args.sigma for q in (args.r_over_sigma or theory.default_ratios(n))]
         d, eps_value = resolve_geometry(n, rs, args.d, eps, norm, direction)
         for strategy in args.strategy:
             rows += simulate.estimate_curve(strategy, n, args.sigma, rs, d, eps_value, norm, direction,

@@ -304,3 +304,9 @@ def _check_all(strategy, n, sigma, r, d, eps, norm, direction) -> None:
         raise ValueError(f"d must be finite and >= 0, got {d!r}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0 (math.inf for unconstrained), got {eps!r}")
+
+
+def default_ratios(n: int) -> list[float]:
+    """r/sigma with r^2/sigma^2 = k n + z k sqrt(2n), z = -3..3: dense around sqrt(n) (EOT) and
+    sqrt(2n) (perfect), where Psi(r^2/sigma^2; n) and Psi(r^2/(2 sigma^2); n) cross 1/2."""
+    return [math.sqrt(max(k * n + z * k * math.sqrt(2 * n), 1e-6)) for k in (1, 2) for z in range(-3, 4)]
