@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
 import time
 
 import torch
+
+from empirical.results import atomic_write_json
 
 from empirical.dryrun import DDPM_CIFAR10_CONFIG, _PeakMemory
 from empirical.gradients import loss_grad
@@ -250,14 +251,13 @@ def main(argv=None) -> dict:
     p.add_argument("--max-batch", type=int, help="largest batch probed for memory (default 4096; --tiny 2)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    args = p.parse_args(argv)
-    defaults = dict(t_star=3, batch=2, repeats=2, max_batch=2) if args.tiny else \
+    parsed = vars(p.parse_args(argv))
+    defaults = dict(t_star=3, batch=2, repeats=2, max_batch=2) if parsed["tiny"] else \
         dict(t_star=20, batch=256, repeats=5, max_batch=4096)
     for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-        elif getattr(args, key) < 1:
+        if parsed[key] is not None and parsed[key] < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
+    args = argparse.Namespace(**{**parsed, **{k: v for k, v in defaults.items() if parsed[k] is None}})
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run(args)
@@ -277,8 +277,7 @@ def main(argv=None) -> dict:
         print("  batch {batch:5d}: ".format(**row) + ", ".join(
             f"{k[:-11]} {'OOM' if v is None else f'{v / 2 ** 20:.0f} MiB'}" for k, v in row.items() if k != "batch"))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        atomic_write_json(args.json, results)
     return results
 
 
