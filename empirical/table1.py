@@ -10,7 +10,7 @@ import dataclasses
 import textwrap
 
 from empirical.harness import config as cfg
-from empirical import predict
+from empirical import attacks, predict
 from empirical.harness import report
 from empirical.harness.setup import load_setup
 from empirical.harness.tables import cell, drop, run_protocol
@@ -122,7 +122,8 @@ def build_rows(setup, records: dict[str, list[dict]]) -> tuple[list[dict], dict]
             rows.append({**base, "fix": "no", "clean": cell(recs, "clean_fresh"), "bpda": cell(recs, "bpda_fresh"),
                          "eot": cell(recs, "eot_fresh"), "transfer": cell(recs, "bpda_replay_tested_fresh"),
                          "toy": pred.get("predicted_text"), "bpda_any": cell(recs, "bpda_fresh_any"),
-                         "eot_any": cell(recs, "eot_fresh_any")})
+                         "eot_any": cell(recs, "eot_fresh_any"), "rule": attacks.RULE_SINGLE_DRAW,
+                         "rule_any": attacks.RULE_DIFFPURE if "bpda_fresh_any" in recs[0] else None})
         rows.append({**base, "fix": "yes" if spec.stochastic else "n/a",
                      "clean": cell(recs, "clean_replay"), "bpda": cell(recs, "bpda_replay"),
                      "eot": cell(recs, "eot_replay")})

@@ -45,6 +45,7 @@ def aggregate(chunks: list[dict]) -> dict:
         out[key] = [v for c in chunks for v in c[key]]
     for key in CURVES:
         full = np.concatenate([np.array(c[key]) for c in chunks], axis=1)
+        out[f"{key}_start_per_sample"], out[f"{key}_end_per_sample"] = full[0].tolist(), full[-1].tolist()
         out[f"{key}_mean"] = full.mean(axis=1).tolist()
         out[f"{key}_se"] = ((full.std(axis=1, ddof=1) / np.sqrt(full.shape[1])).tolist() if full.shape[1] > 1
                             else [0.0] * full.shape[0])
