@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -262,7 +263,7 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
         random_start: bool = False, generator: torch.Generator | None = None, keep: str = "final",
         select_draws: int = 1, checkpoint: bool = True, any_iterate: bool = False,
         judge_noise: NoiseSource | None = None, judge_draws: int = DIFFPURE_JUDGE_DRAWS,
-        confirm_draws: int = DIFFPURE_CONFIRM_DRAWS) -> AttackResult:
+        confirm_draws: int = DIFFPURE_CONFIRM_DRAWS, on_step: Callable[[], None] | None = None) -> AttackResult:
     """PGD (l_inf sign steps or l2 normalised steps) on CE(F(P(x)), y) within the eps-ball and [0, 1].
 
     eot=k averages the gradient over k purifications. Under a replay source (or a deterministic purifier)
@@ -273,6 +274,7 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
     any_iterate=True also records RULE_DIFFPURE (``broken_any``, ``broken_final``): iterates 0..steps, the
     start included, judged with ``judge_noise`` (a source of its own, so the attack's draws and numbers are
     those of any_iterate=False); with a deterministic purifier it is "misclassified at some iterate".
+    on_step() is called after every step (a progress bar that moves per attack step).
     """
     fresh = _validate_pgd(purifier, x, y, eps, norm, steps, step_size, gradient, eot, noise, random_start,
                           generator, keep, select_draws)
@@ -302,6 +304,8 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
                     upd = _better(f, lo, best_f, best_l)
                     best_x[upd], best_f[upd], best_l[upd], best_step[upd] = x_adv[upd], f[upd], lo[upd], s
             x_adv = project(x_adv + step_size * _ascent(grad, norm), x, eps, norm)
+            if on_step is not None:
+                on_step()
         f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws_best)
         if judge is not None:
             judge.observe(x_adv, final=True)

@@ -59,10 +59,12 @@ class Protocol:
         """How many times run_chunk calls its `tick` for such a chunk (for a progress bar that moves)."""
         fresh = stochastic and self.fresh_cells
         n = 1 + fresh
-        if attacked:
-            n += 1 + 2 * fresh + (1 + fresh) * (n_eot > 0) + (predict and fresh)
+        if not attacked:
+            return n
+        attack = self.steps + 1                    # one tick per PGD step, one for the evaluation after it
+        n += attack + fresh * (1 + attack) + (1 + fresh) * attack * (n_eot > 0) + (predict and fresh)
         if fresh and self.estimand == "any_iterate_averaged":
-            n += 1 + (n_eot > 0)
+            n += attack * (1 + (n_eot > 0))
         return n
 
 
@@ -95,7 +97,7 @@ def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch
     """All cells of the table for one chunk; returns a JSON-able record of per-sample outcomes.
     `tick()` is called after each phase (Protocol.phases counts them)."""
     p = protocol
-    common = p.attack_kwargs
+    common = {**p.attack_kwargs, "on_step": tick}
     record: dict = {"ids": ids.tolist(), "eot_ids": ids[eot_mask].tolist()}
 
     def fresh_eval(x_eval, y_eval, ids_eval, purpose):
@@ -150,7 +152,7 @@ def _diffpure_rule(classifier, purifier, x, y, ids, eot_mask, chunk: int, p: Pro
     """The no-fix BPDA and BPDA-EOT cells under DiffPure's own estimand (attacks.RULE_DIFFPURE): a sample is
     broken if any iterate is misclassified on logits averaged over judge_draws fresh purifications (confirmed
     on confirm_draws). Same attack noise streams as the single-draw cells; separate judging draws."""
-    rule = dict(any_iterate=True, judge_draws=p.judge_draws, confirm_draws=p.confirm_draws)
+    rule = dict(any_iterate=True, judge_draws=p.judge_draws, confirm_draws=p.confirm_draws, on_step=tick)
     out = {}
     adv = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk), keep="final",
                        judge_noise=fresh_source(p, ids, "judge", chunk), **rule, **p.attack_kwargs)

@@ -143,3 +143,51 @@ def test_several_diffusion_purifiers_keep_separate_cells():
         ("DiffPure", "no"), ("DiffPure", "yes"), ("RevPure", "no"), ("RevPure", "yes"),
         ("DDIM RevPure", "n/a")]
     assert len(out["records"]) == 3
+
+
+def test_redirected_stdout_holds_only_the_table_and_its_legend(tmp_path):
+    run = _run(TINY[:-1] + ["--no-predict"])          # progress on: it must go to stderr
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].startswith("Purifier model") and any(line.startswith("Legend") for line in lines)
+    assert "%|" not in run.stdout and "%|" in run.stderr        # tqdm's bar went to stderr
+    assert "Table on digits" in run.stderr and "Table on digits" not in run.stdout
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available() or __import__("torch").cuda.device_count() < 2,
+                    reason="needs two CUDA devices (nccl)")
+def test_two_process_nccl_sharding_matches_one_process(tmp_path):
+    args = TINY + ["--no-predict", "--device", "auto"]
+    single, sharded = tmp_path / "one.json", tmp_path / "two.json"
+    assert _run(args + ["--json", str(single)]).returncode == 0
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "empirical.table1", *args, "--json", str(sharded)],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    a, b = json.loads(single.read_text()), json.loads(sharded.read_text())
+    assert a["rows"] == b["rows"]
+
+
+def test_resume_refuses_another_classifier_or_data_content(tmp_path):
+    """The store's digest holds content identities, so the same path with other content is refused."""
+    from empirical.harness import config as cfg
+    from empirical.harness.setup import _identities
+    from empirical.harness.sharding import World
+    from empirical.harness.store import ConfigMismatchError
+    from empirical.harness.tables import open_store
+    clf = tmp_path / "clf.pt"
+    clf.write_bytes(b"weights one")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test_batch").write_bytes(b"batch")
+    config = cfg.Config(table="1", data=cfg.DataConfig("cifar10", str(data), str(clf), str(clf)),
+                        output=cfg.OutputConfig(results=str(tmp_path / "r.json")))
+    first = _identities(config)
+    open_store(config, {"identity": first}, World()).put("c/0", [0], {"ok": [True]})
+    clf.write_bytes(b"weights two")
+    second = _identities(config)
+    assert second["classifier"] != first["classifier"]
+    resumed = cfg.replace(config, output={"resume": True})
+    with pytest.raises(ConfigMismatchError, match="classifier"):
+        open_store(resumed, {"identity": second}, World())
