@@ -21,6 +21,7 @@ from tqdm import tqdm  # noqa: E402
 from empirical.harness import config as cfg  # noqa: E402
 from empirical.harness import report  # noqa: E402
 from empirical.harness.setup import load_setup  # noqa: E402
+from empirical.noise import SampleReplayNoise  # noqa: E402
 from empirical.trajectories import ball_different_states_same_noise, same_state_different_noise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -28,6 +29,56 @@ HERE = Path(__file__).resolve().parent
 SPEC = cfg.TableSpec("python -m figures.fig1", __doc__, "fig1", cpu_defaults=dict(n_samples=4, threads=1),
                      set_defaults=dict(purifiers=["diffpure", "revpure", "ddim"], t_star=100),
                      attacks=False, tabular=False, figure=str(HERE / "fig1.png"))
+
+
+def output_spread(purifier, x0, k: int, seed: int) -> float:
+    """RMS distance of k purified outputs of x0 from their mean: the scale of the purifier's own noise."""
+    xs = x0.expand(k, *x0.shape[1:]).contiguous()
+    out = purifier(xs, SampleReplayNoise(range(k), seed)).flatten(1).double()
+    return float((out - out.mean(0)).pow(2).sum(1).mean().sqrt())
+
+
+def radius_sweep(setup, k: int, radii: list[float], seed: int, quiet: bool) -> dict:
+    """Fig. 1b as a function of the ball radius relative to the purified-output spread, per purifier."""
+    out = {}
+    for spec in setup.purifiers:
+        rows = {r: [] for r in radii}
+        spreads = []
+        for i in tqdm(range(setup.n_samples), desc=f"{spec.method} radii", disable=quiet, file=sys.stderr):
+            x0, _ = setup.batch(setup.ids[i:i + 1])
+            spreads.append(output_spread(spec.purifier, x0, k, seed + 7919 + i))
+            for r in radii:
+                rows[r].append(ball_different_states_same_noise(spec.purifier, x0, k, r, seed + i))
+        spread = float(np.mean(spreads))
+        out[spec.method] = {"spread": spread, "rows": [
+            {"radius": r, "radius_over_spread": r / spread if spread > 0 else None,
+             "mean": float(np.mean([v.mean for v in rows[r]])), "min": float(np.min([v.min for v in rows[r]]))}
+            for r in radii]}
+    return out
+
+
+def _ratio(row: dict) -> str:
+    return "n/a (deterministic)" if row["radius_over_spread"] is None else f"{row['radius_over_spread']:.2f}"
+
+
+def plot_radius_sweep(sweep: dict, path: Path) -> list[str]:
+    """Mean and min correlation of (b) against radius / spread, for the stochastic purifiers."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for method, s in sweep.items():
+        if s["spread"] <= 0:
+            continue
+        xs = [row["radius_over_spread"] for row in s["rows"]]
+        ax.plot(xs, [row["mean"] for row in s["rows"]], marker="o", label=f"{method}: mean")
+        ax.plot(xs, [row["min"] for row in s["rows"]], marker="x", ls="--", label=f"{method}: min")
+    ax.axhline(0.99, color="gray", lw=0.8, ls=":", label="paper: > 0.99")
+    ax.set_xscale("log")
+    ax.set_xlabel("ball radius / purified-output spread")
+    ax.set_ylabel("correlation of purified directions")
+    ax.set_title("Fig. 1b vs the radius of the ball of initial states", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    paths = report.save_figure(fig, str(path))
+    plt.close(fig)
+    return paths
 
 
 def run_study(setup, k: int, radius: float, seed: int, quiet: bool) -> dict:
@@ -68,12 +119,15 @@ def _extra(parser) -> None:
     parser.add_argument("--k", type=int, default=24, help="noises (a) / initial states (b) per image (default 24)")
     parser.add_argument("--radius", type=float, default=0.5,
                         help="l2 radius of the ball of initial states in (b), [0, 1] units (default 0.5)")
+    parser.add_argument("--radii", type=float, nargs="+",
+                        help="also sweep (b) over these radii and report the correlation against radius / the "
+                             "purified-output spread (figure beside --png, suffix _radius)")
 
 
 def _check(parser, args) -> dict:
-    if args.k < 2 or not args.radius > 0:
-        parser.error("--k must be >= 2 and --radius > 0")
-    return {"k": args.k, "radius": args.radius}
+    if args.k < 2 or not args.radius > 0 or any(not r > 0 for r in args.radii or ()):
+        parser.error("--k must be >= 2 and --radius / --radii > 0")
+    return {"k": args.k, "radius": args.radius, "radii": args.radii}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,8 +149,16 @@ def run(config: cfg.Config) -> dict:
               f"(min {np.min(r['a']['min_offdiag']):.4f}); (b) min {np.min(r['b']['min_offdiag']):.4f}, "
               f"mean {np.mean(r['b']['mean_offdiag']):.4f}")
     print("paper (CIFAR-10): (a) different but positively correlated directions; (b) correlation > 0.99")
+    sweep = None
+    if config.option("radii"):
+        sweep = radius_sweep(setup, k, config.option("radii"), config.run.seed, config.output.quiet)
+        for method, sw in sweep.items():
+            print(f"{method:>13}: purified-output spread {sw['spread']:.3f}; (b) by radius / spread: " + ", ".join(
+                f"{_ratio(row)}: mean {row['mean']:.3f} min {row['min']:.3f}" for row in sw["rows"]))
+        png = Path(config.output.png)
+        paths += plot_radius_sweep(sweep, png.with_name(png.stem + "_radius" + png.suffix))
     report.status(f"wrote {', '.join(paths)}; wall time {timer.elapsed:.0f} s", config)
-    result = {"results": results, "n_images": setup.n_samples, "elapsed_s": timer.elapsed, "png": config.output.png}
+    result = {"results": results, "radius_sweep": sweep, "n_images": setup.n_samples, "elapsed_s": timer.elapsed, "png": config.output.png}
     report.write_outputs(config, result)
     return result
 

@@ -38,3 +38,14 @@ def test_fig4_smoke(tiny_digits, tmp_path):
         r = data["results"][method]
         assert sum(r["initial"]["hist"]) == 20 * 19 // 2
         assert 1 <= r["purified"]["components_90"] <= 19
+
+
+def test_fig1_radius_sweep_relative_to_the_output_spread(tiny_digits, tmp_path):
+    out, png = tmp_path / "f1.json", tmp_path / "f1.png"
+    fig1.main(TINY + ["--n-samples", "1", "--k", "4", "--purifiers", "diffpure", "--radii", "0.05", "2",
+                      "--json", str(out), "--png", str(png)])
+    sweep = json.loads(out.read_text())["radius_sweep"]["DiffPure"]
+    assert sweep["spread"] > 0 and (tmp_path / "f1_radius.png").stat().st_size > 1000
+    small, large = sweep["rows"]
+    assert small["radius_over_spread"] < large["radius_over_spread"]
+    assert small["mean"] > large["mean"]          # nearby states share more of their purified direction
