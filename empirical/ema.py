@@ -85,13 +85,11 @@ def _check(parser, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     from empirical.checkpoints import load_digits_classifier
     from empirical.data import load_digits
     n_gen, gen_steps = config.option("n_gen"), config.option("gen_steps")

@@ -58,13 +58,11 @@ def pgd_l2_bare(classifier, x, y, eps: float, steps: int = PGD_L2_STEPS) -> list
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     setup = load_setup(config)
     protocol = cfg.make_protocol(config, setup.budget, fresh_cells=False)
     report.status(setup.describe(protocol) + "\nTable S3: projection of P(x_adv) - x0 on the unit adversarial "

@@ -39,13 +39,11 @@ def _check(parser, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     values, t_star = config.option("s_stars"), config.purifier.t_star
     rows, records, resolved = run_sweep(config, "s_star", "s", values,
                                         f"\nSubsequences s* = {values} of t* = {t_star} (linear spacing); fixed noise only.")

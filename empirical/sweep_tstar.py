@@ -38,13 +38,11 @@ def _check(parser, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     values = config.option("t_stars")
     rows, records, resolved = run_sweep(config, "t_star", "t", values,
                                         f"\nSweep over t* = {values}; fixed noise only.")

@@ -61,7 +61,6 @@ def dry_run(config: cfg.Config) -> dict:
     """The cost of the paper's Table 1 protocol on this device, from timed steps of the real models."""
     from empirical import dryrun
     from empirical.harness.setup import resolve_device
-    report.set_threads(config.output.threads)
     d = config.data
     result = dryrun.dry_run(d.dataset, device=resolve_device(config.run.device), purifier_model=d.purifier_model,
                             classifier=d.classifier, t_star=config.purifier.t_star,
@@ -74,17 +73,14 @@ def dry_run(config: cfg.Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    if config.option("dry_run"):
-        return report.run_main(lambda: dry_run(config), SPEC.prog)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, lambda config: (dry_run if config.option("dry_run") else run)(config), argv,
+                         _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     """Measure every cell of Table 1 for `config`, print the table and write the outputs."""
     fmt = config.output.format
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     setup = load_setup(config)
     protocol = cfg.make_protocol(config, setup.budget)
     if config.option("estimand") == "both":

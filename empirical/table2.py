@@ -29,8 +29,7 @@ SPEC = cfg.TableSpec("python -m empirical.table2", __doc__, "2",
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv)
 
 
 def pairwise(setup, records: dict[str, list[dict]], cells=("clean", "bpda", "eot")) -> list[dict]:
@@ -48,7 +47,6 @@ def pairwise(setup, records: dict[str, list[dict]], cells=("clean", "bpda", "eot
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     setup = load_setup(config)
     protocol = cfg.make_protocol(config, setup.budget, fresh_cells=False)
     report.status(setup.describe(protocol) + "\nFixed noise only; under fixed noise BPDA-EOT's draws coincide, "

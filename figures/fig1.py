@@ -131,13 +131,11 @@ def _check(parser, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     k, radius, t_star = config.option("k"), config.option("radius"), config.purifier.t_star
     setup = load_setup(config)
     report.status(f"Fig. 1 on {config.data.dataset}: {setup.n_samples} images, K={k}, t*={t_star}, l2 radius "

@@ -88,13 +88,11 @@ def _check(parser, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     source = config.option("from_json")
     if source:
         measured = json.loads(Path(source).read_text())["measured"]

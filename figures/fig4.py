@@ -91,13 +91,11 @@ def _check(parser, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = cfg.parse(SPEC, argv, _extra, _check)
-    return report.run_main(lambda: run(config), SPEC.prog)
+    return report.launch(SPEC, run, argv, _extra, _check)
 
 
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
-    report.set_threads(config.output.threads)
     m, index = config.option("m"), config.option("image_index")
     setup = load_setup(cfg.replace(config, sizes={"n_samples": index + 1}))
     if index >= len(setup.ids):

@@ -176,3 +176,12 @@ def save_figure(fig, png: str, dpi: int = 300) -> list[str]:
     fig.savefig(png, dpi=dpi, bbox_inches="tight")
     fig.savefig(pdf, bbox_inches="tight")
     return [png, pdf]
+
+
+def launch(spec, run: Callable[[Any], Any], argv: list[str] | None = None, extra=None, check=None) -> Any:
+    """An entry point's whole main: parse and validate its Config, set torch's threads, run, and turn a
+    user's mistake found after parsing into one line and exit status 2."""
+    from empirical.harness import config as cfg
+    config = cfg.parse(spec, argv, extra, check)
+    set_threads(config.output.threads)
+    return run_main(lambda: run(config), spec.prog)
