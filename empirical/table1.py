@@ -10,7 +10,7 @@ import dataclasses
 import textwrap
 
 from empirical.harness import config as cfg
-from empirical import attacks, predict
+from empirical import attacks, predict, stats
 from empirical.harness import report
 from empirical.harness.setup import load_setup
 from empirical.harness.tables import cell, drop, run_protocol
@@ -32,7 +32,7 @@ COLUMNS = [("purifier", "Purifier model"), ("method", "Method"), ("fix", "Fix"),
 ANY_ITERATE = [("bpda_any", "BPDA any-it."), ("eot_any", "EOT any-it.")]
 SHORT = {"x + N(0, sigma^2 I)": "x+N(0,σ²I)"}
 WIDTH = 118
-SPEC = cfg.TableSpec("python -m empirical.table1", __doc__, "1")
+SPEC = cfg.TableSpec("python -m empirical.table1", __doc__, "1", set_defaults=dict(fresh_evals=2))
 
 
 def _extra(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +149,23 @@ def _prediction_line(label: str, p: dict) -> str:
     return text
 
 
+def _resolution(drops: dict) -> list[str]:
+    """For each drop not resolved at 3 paired SE: its size, SE and the samples that would resolve it."""
+    out = []
+    for name in ("bpda", "eot"):
+        c = drops.get(name)
+        if c is None or not c.se == c.se or c.n < 2:
+            continue
+        if c.se == 0 or abs(c.mean) >= 3 * c.se:
+            continue
+        sd = c.se * c.n ** 0.5
+        need = stats.samples_to_resolve(c.mean, sd, z=3.0) if c.mean != 0 else None
+        out.append(f"    {name} drop {c.mean:+.1f}±{c.se:.1f} ({abs(c.mean) / c.se:.1f} SE) is not resolved at 3 paired "
+                   f"SE on {c.n} samples" + (f"; about {need} samples would resolve an effect of this size" if need
+                                             else ""))
+    return out
+
+
 def footnote(setup, protocol, predictions: dict, drops: dict, elapsed: float) -> str:
     """The legend: every column defined, the attack budget per column, the paired drops and the toy reading."""
     b = f"{protocol.norm} eps={protocol.eps * 255:.1f}/255, {protocol.steps} steps of {protocol.step_size * 255:.2f}/255"
@@ -171,6 +188,7 @@ def footnote(setup, protocol, predictions: dict, drops: dict, elapsed: float) ->
     for key, d in drops.items():
         cells = ", ".join(f"{name} {c.mean:+.1f}±{c.se:.1f}" for name, c in d.items() if c is not None)
         lines.append(f"  no fix minus fixed noise, paired over the same samples, {key}: {cells}")
+        lines += _resolution(d)
     lines.append(f"Wall time: {elapsed:.0f} s on {setup.device}.")
     return "\n".join(textwrap.fill(line, WIDTH, subsequent_indent="       ", break_on_hyphens=False) if line else line
                      for line in lines)

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from empirical.results import atomic_write_json, atomic_write_text
+from empirical.stats import paired_difference
 
 
 @dataclass
@@ -99,14 +100,8 @@ def paired_drop(no_fix, fixed) -> Accuracy | None:
     d_i = (mean over fresh draws of sample i's correctness) - (its correctness under replay)."""
     if no_fix is None or fixed is None:
         return None
-    a, b = np.asarray(no_fix, dtype=float), np.asarray(fixed, dtype=float)
-    a = a.mean(axis=0) if a.ndim == 2 else a
-    b = b.mean(axis=0) if b.ndim == 2 else b
-    if a.shape != b.shape:
-        raise ValueError(f"paired cells need the same samples, got {a.shape} and {b.shape}")
-    d = a - b
-    se = 100 * d.std(ddof=1) / math.sqrt(d.size) if d.size > 1 else float("nan")
-    return Accuracy(100 * d.mean(), se, d.size)
+    d = paired_difference(no_fix, fixed)
+    return Accuracy(d.mean, d.se, d.n)
 
 
 def jsonable(row: dict) -> dict:
