@@ -30,14 +30,15 @@ from tqdm import tqdm
 from empirical.attacks import pgd
 from empirical.noise import BatchReplayNoise, FreshNoise, SampleReplayNoise, sample_seed
 from empirical.purifiers import make_purifier
+from empirical.seeding import seeded_init
 
 
 def build_unet(size: int, channels: int, seed: int = 0) -> UNet2DModel:
     """A small randomly initialised UNet (channels 32/64, no attention); weights do not affect timing."""
-    torch.manual_seed(seed)
-    return UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, layers_per_block=1,
+    unet = UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, layers_per_block=1,
                        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D")).eval()
+                       up_block_types=("UpBlock2D", "UpBlock2D"))
+    return seeded_init(unet, torch.Generator().manual_seed(seed)).eval()
 
 
 def bare_loop(unet, sched, x, t_star: int, generator) -> torch.Tensor:

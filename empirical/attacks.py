@@ -254,7 +254,7 @@ def _validate_pgd(purifier, x, y, eps, norm, steps, step_size, gradient, eot, no
     fresh = purifier.stochastic and not getattr(noise, "replay", False)
     if fresh and keep == "best" and select_draws < 3:
         raise ValueError("keep='best' under fresh noise needs select_draws >= 3: judging iterates by one fresh "
-                         "draw picks lucky iterates and inflates robust accuracy (shared/facts.md, best-iterate trap)")
+                         "draw picks lucky iterates and inflates robust accuracy; use keep='final' or select_draws >= 3")
     return fresh
 
 

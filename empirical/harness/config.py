@@ -49,6 +49,7 @@ class PurifierConfig:
     x0_clip: str = "auto"
     variance: str = "auto"
     respacing: str = "respaced"
+    mixed_precision: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Sizes:
     eps: float | None = None
     step_size: float | None = None
     full: bool = False
+    norm: str = "linf"
 
 
 @dataclass(frozen=True)
@@ -198,9 +200,13 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
     g.add_argument("--respacing", choices=("respaced", "one_step"), default="respaced",
                    help="coefficients on an s*-step grid: respaced (from abar_t / abar_prev, correct) or one_step "
                         "(the t -> t-1 coefficients of older diffusers releases; barely purifies) (default respaced)")
+    g.add_argument("--mixed-precision", action="store_true",
+                   help="run the UNet under float16 autocast (CUDA only; noise stays float32)")
     a = parser.add_argument_group("attack and evaluation")
     a.add_argument("--n-samples", type=int, help=f"samples attacked (default {shown('n_samples', 'the dataset preset')}; --full: all)")
-    a.add_argument("--eps", type=parse_fraction, help="l_inf radius in [0, 1] units, e.g. 8/255 (default: the dataset's)")
+    a.add_argument("--eps", type=parse_fraction,
+                   help="threat radius in [0, 1] units, e.g. 8/255 (default: the dataset's l_inf radius)")
+    a.add_argument("--norm", choices=("linf", "l2"), default="linf", help="threat model of every attack (default linf)")
     if spec.attacks:
         a.add_argument("--steps", type=int, help=f"PGD steps per attack (default {shown('steps', 'the dataset preset')})")
         a.add_argument("--step-size", type=parse_fraction, help="PGD step size (default eps / 4)")
@@ -247,8 +253,14 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"--t-star must be in [0, 1000] (the diffusion's steps), got {args.t_star}")
     if g("toy_sigma") is not None and not (math.isfinite(args.toy_sigma) and args.toy_sigma > 0):
         parser.error(f"--toy-sigma must be a finite positive number, got {args.toy_sigma}")
-    if g("eps") is not None and not 0 < args.eps <= 1:
-        parser.error(f"--eps must be in (0, 1] (image units), got {args.eps}; e.g. 8/255 = {8 / 255:.4f}")
+    if g("mixed_precision") and args.device == "cpu":
+        parser.error("--mixed-precision is CUDA-only; drop it or use --device cuda")
+    linf = getattr(args, "norm", "linf") == "linf"
+    if not linf and g("eps") is None:
+        parser.error("--norm l2 needs --eps (the dataset presets are l_inf radii)")
+    if g("eps") is not None and not (0 < args.eps <= 1 if linf else 0 < args.eps):
+        parser.error(f"--eps must be in (0, 1] (image units), got {args.eps}; e.g. 8/255 = {8 / 255:.4f}" if linf
+                     else f"--eps must be positive for --norm l2, got {args.eps}")
     for name in ("n_samples", "steps", "eot", "eot_samples", "n_clean", "fresh_evals", "batch_size", "threads",
                  "unet_batch"):
         value = g(name)
@@ -332,9 +344,10 @@ def from_namespace(table: str, args: argparse.Namespace, own: dict | None = None
         table=table,
         data=DataConfig(args.dataset, g("data"), g("purifier_model"), g("classifier"), bool(g("non_ema", False))),
         purifier=PurifierConfig(tuple(g("purifiers") or ()), g("t_star"), g("s_star"), g("toy_sigma"), g("unet_batch"),
-                                g("x0_clip", "auto"), g("variance", "auto"), g("respacing", "respaced")),
+                                g("x0_clip", "auto"), g("variance", "auto"), g("respacing", "respaced"),
+                                bool(g("mixed_precision", False))),
         sizes=Sizes(g("n_samples"), g("n_clean"), g("eot_samples"), g("steps"), g("eot"), g("eps"), g("step_size"),
-                    bool(g("full", False))),
+                    bool(g("full", False)), g("norm", "linf")),
         run=RunConfig(args.seed, g("noise_keys", "sample"), g("fresh_evals", 3), g("batch_size", 64), args.device,
                       not g("no_predict", False)),
         output=OutputConfig(g("results"), bool(g("resume", False)), bool(g("overwrite", False)), g("json"), g("csv"),
@@ -358,5 +371,5 @@ def replace(config: Config, **changes: Any) -> Config:
 def make_protocol(config: Config, budget: dict, fresh_cells: bool = True) -> Protocol:
     """The library's attack protocol from a resolved budget (setup.resolve_budget) and the run options."""
     return Protocol(eps=budget["eps"], steps=budget["steps"], step_size=budget["step_size"], eot=budget["eot"],
-                    fresh_evals=config.run.fresh_evals, seed=config.run.seed, noise_keys=config.run.noise_keys,
+                    norm=config.sizes.norm, fresh_evals=config.run.fresh_evals, seed=config.run.seed, noise_keys=config.run.noise_keys,
                     fresh_cells=fresh_cells)

@@ -173,7 +173,8 @@ def _diffusion_spec(config: Config, name: str, diffusion, clf, model_label: str,
     unet, scheduler = diffusion if diffusion is not None else (None, None)
     clip = {"auto": "auto", "none": None}.get(p.x0_clip) if p.x0_clip in ("auto", "none") else float(p.x0_clip)
     purifier = make_purifier(name, unet=unet, scheduler=scheduler, t_star=t_star, s_star=p.s_star,
-                             unet_batch=p.unet_batch, clip=clip, variance_type=p.variance, respacing=p.respacing)
+                             unet_batch=p.unet_batch, clip=clip, variance_type=p.variance, respacing=p.respacing,
+                             mixed_precision=p.mixed_precision)
     t_text = "-" if name == "none" else str(t_star) + (f" (s*={p.s_star})" if p.s_star else "")
     if p.respacing != "respaced" and name != "none":
         t_text += f" {p.respacing}"
