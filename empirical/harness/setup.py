@@ -92,6 +92,8 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name} asked for CUDA, but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is None:     # under torchrun each rank takes its own GPU
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
 
 
