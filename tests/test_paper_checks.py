@@ -248,3 +248,25 @@ def test_larger_run_names_its_sizes(tmp_path):
     block = pc.build_block(runs)
     assert "Table 1 (larger run): fixing the noise lowers BPDA" in block
     assert "--n-samples 40 --n-clean 40 --eot-samples 40 --steps 4 --json paper_runs/table1_large.json" in block
+
+
+def test_clamp_rows_pair_the_variant_with_the_default_run():
+    from empirical.harness.variant_rows import clamp_rows
+    same = _table2({"DiffPure": 40, "RevPure": 50, "DDIM RevPure": 30})
+    moved = _table2({"DiffPure": 40, "RevPure": 50, "DDIM RevPure": 62})
+    rows = clamp_rows(moved, "cmd", {"table2": same})
+    bpda = next(r for r in rows if "BPDA" in r.claim)
+    assert "DDIM RevPure +50.0" in bpda.measured and bpda.verdict == "contradicted"
+    assert clamp_rows(same, "cmd", {"table2": same})[1].verdict == "reproduced"
+    assert clamp_rows(same, "cmd", {}) == []
+
+
+def test_radius_rows_judge_the_smallest_radius_and_state_the_scope():
+    from empirical.harness.variant_rows import radius_rows
+    sweep = {"DiffPure": {"spread": 0.2, "rows": [
+        {"radius": 0.02, "radius_over_spread": 0.1, "mean": 0.995, "min": 0.99},
+        {"radius": 0.2, "radius_over_spread": 1.0, "mean": 0.9, "min": 0.8}]}}
+    row, = radius_rows({"radius_sweep": sweep}, "cmd", {})
+    assert row.verdict == "reproduced" and "up to r = 0.10 x the spread" in row.measured
+    sweep["DiffPure"]["rows"][0]["mean"] = 0.95
+    assert radius_rows({"radius_sweep": sweep}, "cmd", {})[0].verdict == "contradicted"
