@@ -57,8 +57,10 @@ def plot(measured: dict, path: Path, title: str) -> list[str]:
             ax.fill_between(pos, mean - se, mean + se, color=COLORS.get(method), alpha=0.2)
             ax.set_xlabel("process step (0 = adversarial input)")
             ax.set_ylabel(label)
-    for ax, letter in zip(axes, "abc"):
-        ax.set_title(f"({letter})", fontsize=9)
+    titles = ("(a) distance from the clean image", "(b) cosine with the adversarial direction",
+              "(c) inner product with the adversarial direction")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=9)
         ax.axhline(0, color="gray", lw=0.5)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.06))
