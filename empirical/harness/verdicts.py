@@ -367,6 +367,15 @@ def command(module: str, name: str, d: dict) -> str:
         cmd += f" --steps {p.get('steps')}"
     if respacing_of(d) != "respaced":
         cmd += f" --respacing {respacing_of(d)}"
+    purifier = (d.get("config") or {}).get("purifier") or {}
+    if purifier.get("x0_clip", "auto") != "auto":
+        cmd += f" --x0-clip {purifier['x0_clip']}"
+    extra = (d.get("config") or {}).get("extra") or {}
+    if extra.get("radii"):
+        cmd += " --purifiers " + " ".join(purifier.get("names") or ()) + " --radii " + " ".join(
+            f"{r:g}" for r in extra["radii"])
+    if extra.get("estimand"):
+        cmd += f" --estimand {extra['estimand']}"
     return f"{cmd} --json paper_runs/{name}.json"
 
 
