@@ -18,9 +18,9 @@ from empirical.protocol import Protocol
 from empirical.purifiers import make_purifier
 
 # CPU-sized digits default of Table 1 (options left unset, not under --full): 5 PGD steps of eps/4 (the
-# attack is nearly converged after 4-5 steps; benchmarks/bench_power.py) buy 128 samples, 72 of them with
-# BPDA-EOT, in about 10 minutes on 2 cores (192 / 112 took 15 minutes).
-DIGITS_DEFAULT = dict(n_samples=128, steps=5, eot=4, eot_samples=72)
+# attack is nearly converged after 4-5 steps; benchmarks/bench_power.py) buy 192 samples, 112 of them with
+# BPDA-EOT (paired EOT SE <= 5 points), in 441 s on 2 cores.
+DIGITS_DEFAULT = dict(n_samples=192, steps=5, eot=4, eot_samples=112)
 REAL_DEFAULTS = {"cifar10": dict(n_samples=512, steps=10, eot=15, eot_samples=64),
                  "imagenet": dict(n_samples=200, steps=10, eot=15, eot_samples=20)}
 REAL_T_STAR = {"cifar10": 100, "imagenet": 150}
