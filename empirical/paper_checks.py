@@ -30,7 +30,7 @@ from pathlib import Path
 
 from empirical import stats
 from empirical.harness import verdicts as v
-from empirical.harness.variant_rows import clamp_rows, radius_rows
+from empirical.harness.variant_rows import clamp_rows, estimand_rows, radius_rows
 from empirical.harness.verdicts import Row, Step, fmt, order_status, pair, per_sample
 from empirical.results import atomic_write_json, atomic_write_text
 
@@ -356,7 +356,8 @@ SECTIONS = [("table1", "empirical.table1", table1_rows, True),
             ("ema", "empirical.ema", ema_rows, True), ("projection", "empirical.projection", projection_rows, True),
             ("fig1", "figures.fig1", fig1_rows, True), ("fig3", "figures.fig3", fig3_rows, True),
             ("fig4", "figures.fig4", fig4_rows, True), ("table2_noclip", "empirical.table2", clamp_rows, False),
-            ("fig1_radius", "figures.fig1", radius_rows, False)]
+            ("fig1_radius", "figures.fig1", radius_rows, False),
+            ("table1_estimand", "empirical.table1", estimand_rows, False)]
 
 
 def build_block(folder: Path) -> str:

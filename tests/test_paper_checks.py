@@ -270,3 +270,13 @@ def test_radius_rows_judge_the_smallest_radius_and_state_the_scope():
     assert row.verdict == "reproduced" and "up to r = 0.10 x the spread" in row.measured
     sweep["DiffPure"]["rows"][0]["mean"] = 0.95
     assert radius_rows({"radius_sweep": sweep}, "cmd", {})[0].verdict == "contradicted"
+
+
+def test_estimand_rows_pair_the_any_iterate_cell_with_replay():
+    from empirical.harness.variant_rows import estimand_rows
+    n = 40
+    chunk = {"ids": list(range(n)), "eot_ids": [], "bpda_fresh": [_bools(30, n), _bools(30, n)],
+             "bpda_fresh_any": _bools(20, n), "bpda_replay": [_bools(5, n)]}
+    row, = estimand_rows({"records": {"digits DDPM|DiffPure|t*=100": [chunk]}}, "cmd", {})
+    assert row.verdict == "reproduced" and "any-iterate 50.0" in row.measured and "single-draw 75.0" in row.measured
+    assert estimand_rows({"records": {"x": [{"ids": [0], "bpda_replay": [[True]]}]}}, "cmd", {}) == []
