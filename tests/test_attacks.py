@@ -120,7 +120,7 @@ def test_eot_under_replay_is_one_draw_and_fresh_uses_k(images, linear_classifier
     fresh = bpda_eot(linear_classifier, pur, images, y, eot=4, eps=0.1, steps=2, step_size=0.05,
                      noise=FreshNoise(torch.Generator().manual_seed(0)))
     assert fresh.eot_effective == 4
-    with pytest.raises(ValueError, match="facts.md"):
+    with pytest.raises(ValueError, match="select_draws >= 3"):
         bpda(linear_classifier, pur, images, y, eps=0.1, steps=2, step_size=0.05, keep="best", select_draws=1,
              noise=FreshNoise(torch.Generator().manual_seed(0)))
     ok = bpda(linear_classifier, pur, images, y, eps=0.1, steps=2, step_size=0.05, keep="best", select_draws=3,
