@@ -234,14 +234,7 @@ def exact_success(strategy: str, n: int, sigma: float, r: float, d: float = 0.0,
     unconstrained value is returned, exact to that relative accuracy.
     """
     _check_all(strategy, n, sigma, r, d, eps, norm, direction)
-    value = _exact(False, strategy, n, sigma, r, d, eps, norm, direction)
-    if value is not None or math.isinf(eps):
-        return value
-    p = p_outside(strategy, n, sigma, r, d, eps, norm, direction)
-    if p > 1e-12:
-        return None
-    free = _exact(False, strategy, n, sigma, r, d, math.inf, norm, direction)
-    return free if _negligible(p, free) else None
+    return _closed_form(False, strategy, n, sigma, r, d, eps, norm, direction)
 
 
 def log_exact_success(strategy: str, n: int, sigma: float, r: float, d: float = 0.0,
@@ -251,14 +244,21 @@ def log_exact_success(strategy: str, n: int, sigma: float, r: float, d: float = 
     _check_all(strategy, n, sigma, r, d, eps, norm, direction)
     if strategy == "partial":
         return None
-    value = _exact(True, strategy, n, sigma, r, d, eps, norm, direction)
+    return _closed_form(True, strategy, n, sigma, r, d, eps, norm, direction)
+
+
+def _closed_form(log: bool, strategy: str, n: int, sigma: float, r: float, d: float, eps: float, norm: str,
+                 direction: str) -> float | None:
+    """The exact value (or its log); with a threat set and no closed form, the unconstrained value where
+    the target is projected with probability below 1e-12 of it (p_outside), else None."""
+    value = _exact(log, strategy, n, sigma, r, d, eps, norm, direction)
     if value is not None or math.isinf(eps):
         return value
     p = p_outside(strategy, n, sigma, r, d, eps, norm, direction)
     if p > 1e-12:
         return None
-    free = _exact(True, strategy, n, sigma, r, d, math.inf, norm, direction)
-    return free if _negligible(p, math.exp(free)) else None
+    free = _exact(log, strategy, n, sigma, r, d, math.inf, norm, direction)
+    return free if _negligible(p, math.exp(free) if log else free) else None
 
 
 def _negligible(p_out: float, free: float) -> bool:

@@ -168,6 +168,17 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = {**spec.cpu_defaults, **spec.set_defaults}
     shown = lambda key, fallback: d.get(key, fallback)
+    _data_options(parser, shown)
+    _attack_options(parser, spec, shown)
+    _output_options(parser, spec, shown)
+    parser.set_defaults(**spec.set_defaults)
+    if spec.cpu_defaults:
+        parser.epilog = ("CPU default without --full: "
+                         + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in spec.cpu_defaults.items()) + ".")
+    return parser
+
+
+def _data_options(parser: argparse.ArgumentParser, shown) -> None:
     g = parser.add_argument_group("data and models")
     g.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits: scikit-learn's bundled digits at 16x16 with the committed weights (default); "
@@ -202,6 +213,9 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
                         "(the t -> t-1 coefficients of older diffusers releases; barely purifies) (default respaced)")
     g.add_argument("--mixed-precision", action="store_true",
                    help="run the UNet under float16 autocast (CUDA only; noise stays float32)")
+
+
+def _attack_options(parser: argparse.ArgumentParser, spec: TableSpec, shown) -> None:
     a = parser.add_argument_group("attack and evaluation")
     a.add_argument("--n-samples", type=int, help=f"samples attacked (default {shown('n_samples', 'the dataset preset')}; --full: all)")
     a.add_argument("--eps", type=parse_fraction,
@@ -223,6 +237,9 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
                    else "purifications per batch (default 64)")
     a.add_argument("--seed", type=int, default=0, help="run seed: every noise key derives from it (default 0)")
     a.add_argument("--full", action="store_true", help="the paper's protocol instead of the CPU-sized default")
+
+
+def _output_options(parser: argparse.ArgumentParser, spec: TableSpec, shown) -> None:
     o = parser.add_argument_group("run and output")
     o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:k] (default auto)")
     o.add_argument("--threads", type=int, help=f"torch CPU threads (default {shown('threads', 'torch')})")
@@ -239,11 +256,6 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
     if spec.figure:
         o.add_argument("--png", default=spec.figure, help=f"output figure; a PDF is written beside it (default {spec.figure})")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(**spec.set_defaults)
-    if spec.cpu_defaults:
-        parser.epilog = ("CPU default without --full: "
-                         + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in spec.cpu_defaults.items()) + ".")
-    return parser
 
 
 def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
