@@ -30,7 +30,8 @@ from pathlib import Path
 
 from empirical import stats
 from empirical.harness import verdicts as v
-from empirical.harness.variant_rows import clamp_rows, estimand_rows, radius_rows
+from empirical.harness.variant_rows import (clamp_rows, estimand_rows, projection_clamp_rows, radius_rows,
+                                            sweep_clamp_rows)
 from empirical.harness.verdicts import Row, Step, fmt, order_status, pair, per_sample
 from empirical.results import atomic_write_json, atomic_write_text
 
@@ -357,7 +358,9 @@ SECTIONS = [("table1", "empirical.table1", table1_rows, True),
             ("fig1", "figures.fig1", fig1_rows, True), ("fig3", "figures.fig3", fig3_rows, True),
             ("fig4", "figures.fig4", fig4_rows, True), ("table2_noclip", "empirical.table2", clamp_rows, False),
             ("fig1_radius", "figures.fig1", radius_rows, False),
-            ("table1_estimand", "empirical.table1", estimand_rows, False)]
+            ("table1_estimand", "empirical.table1", estimand_rows, False),
+            ("sweep_tstar_noclip", "empirical.sweep_tstar", sweep_clamp_rows, False),
+            ("projection_noclip", "empirical.projection", projection_clamp_rows, False)]
 
 
 def build_block(folder: Path) -> str:

@@ -280,3 +280,12 @@ def test_estimand_rows_pair_the_any_iterate_cell_with_replay():
     row, = estimand_rows({"records": {"digits DDPM|DiffPure|t*=100": [chunk]}}, "cmd", {})
     assert row.verdict == "reproduced" and "any-iterate 50.0" in row.measured and "single-draw 75.0" in row.measured
     assert estimand_rows({"records": {"x": [{"ids": [0], "bpda_replay": [[True]]}]}}, "cmd", {}) == []
+
+
+def test_projection_clamp_rows_pair_samples_in_order():
+    from empirical.harness.variant_rows import projection_clamp_rows
+    on = {"measured": {"DDIM RevPure": {"correct": [True] * 20 + [False] * 20}}}
+    off = {"measured": {"DDIM RevPure": {"correct": [False] * 40}}}
+    row, = projection_clamp_rows(off, "cmd", {"projection": on})
+    assert "DDIM RevPure -50.0" in row.measured and row.verdict == "contradicted"
+    assert projection_clamp_rows(off, "cmd", {}) == []

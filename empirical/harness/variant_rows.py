@@ -11,6 +11,19 @@ from empirical.harness.verdicts import Row, fmt, pair, per_sample
 METHODS = ("DiffPure", "RevPure", "DDIM RevPure")
 
 
+def _clamp_row(what: str, cells: list[tuple[str, dict, dict]], cmd: str) -> Row:
+    """One claim "unchanged without the clamp" from (label, clamp-on outcomes, clamp-off outcomes) per cell."""
+    parts, statuses = [], []
+    for label, on, off in cells:
+        diff = pair(off, on)
+        parts.append(f"{label} {fmt(diff)}")
+        statuses.append(stats.INCONCLUSIVE if diff is None or diff.se != diff.se else
+                        v.null_status(label, diff, 0.0, 5.0, "protocol variant: x0 clamp"))
+    return Row(f"x0 clamp (not in eqs. 2-3; the digits scheduler clamps): {what} is unchanged without it "
+               "(within ±5 points)", cmd, "clamp off minus clamp on, paired: " + "; ".join(parts),
+               v.combine_status(statuses))
+
+
 def clamp_rows(d: dict, cmd: str, runs: dict) -> list[Row]:
     """How the fixed-noise Table 2 rows move when the x0 prediction is not clamped to [-1, 1] (eqs. 2-3 have
     no clamp; the digits scheduler clamps). Paired over the same samples and noise keys as table2.json."""
@@ -19,21 +32,38 @@ def clamp_rows(d: dict, cmd: str, runs: dict) -> list[Row]:
         return []
     out = []
     for cell in ("clean", "bpda"):
-        parts, statuses = [], []
+        cells = []
         for m in METHODS:
             try:
                 on = per_sample(base["records"][v.record_key(base["records"], m)], f"{cell}_replay")
                 off = per_sample(d["records"][v.record_key(d["records"], m)], f"{cell}_replay")
             except KeyError:
                 continue
-            diff = pair(off, on)
-            parts.append(f"{m} {fmt(diff)}")
-            statuses.append(stats.INCONCLUSIVE if diff is None or diff.se != diff.se else
-                            v.null_status(m, diff, 0.0, 5.0, "protocol variant: x0 clamp"))
-        out.append(Row(f"x0 clamp (not in eqs. 2-3; the digits scheduler clamps): Table 2 {cell.upper() if cell == 'bpda' else cell} "
-                       "is unchanged without it (within ±5 points)", cmd,
-                       "clamp off minus clamp on, paired: " + "; ".join(parts), v.combine_status(statuses)))
+            cells.append((m, on, off))
+        out.append(_clamp_row(f"Table 2 {cell.upper() if cell == 'bpda' else cell}", cells, cmd))
     return out
+
+
+def sweep_clamp_rows(d: dict, cmd: str, runs: dict) -> list[Row]:
+    """Table S1's BPDA cells (every t*, every purifier) with and without the x0 clamp, paired."""
+    base = runs.get("sweep_tstar")
+    if base is None:
+        return []
+    on, off = v.sweep_cells(base, "t"), v.sweep_cells(d, "t")
+    cells = [(f"{m} t*={t}", on[t, m, c], off[t, m, c]) for (t, m, c) in sorted(on)
+             if c == "bpda" and (t, m, c) in off and m != "DiffPure"]
+    return [_clamp_row("Table S1 BPDA of RevPure and DDIM", cells, cmd)]
+
+
+def projection_clamp_rows(d: dict, cmd: str, runs: dict) -> list[Row]:
+    """Table S3's BPDA column with and without the x0 clamp (same samples, in order)."""
+    base = runs.get("projection")
+    if base is None:
+        return []
+    as_dict = lambda values: {i: float(x) for i, x in enumerate(values)}
+    cells = [(m, as_dict(base["measured"][m]["correct"]), as_dict(d["measured"][m]["correct"]))
+             for m in METHODS if m in base["measured"] and m in d["measured"]]
+    return [_clamp_row("Table S3 BPDA", cells, cmd)]
 
 
 def radius_rows(d: dict, cmd: str, runs: dict) -> list[Row]:
