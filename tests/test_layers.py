@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = {"empirical.table1", "empirical.table2", "empirical.sweep_tstar", "empirical.subsequence",
                 "empirical.ema", "empirical.projection", "empirical.paper_checks", "empirical.train_digits",
                 "empirical.audit", "empirical.fd_floor", "figures.fig1", "figures.fig3", "figures.fig4",
-                "figures.fig_s1c", "toymodel.sweep"}
+                "figures.fig_s1c", "toymodel.sweep", "toymodel.checks", "benchmarks.bench_gpu",
+                "benchmarks.bench_power", "benchmarks.bench_purify", "benchmarks.bench_toymodel"}
 LIBRARY = ["empirical/" + name for name in ("noise.py", "purifiers.py", "gradients.py", "attacks.py", "predict.py",
                                             "trajectories.py", "frechet.py", "data.py", "checkpoints.py",
                                             "protocol.py", "results.py", "stats.py", "replay.py", "auditing.py")]
