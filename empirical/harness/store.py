@@ -74,6 +74,9 @@ def check_outputs(args: Any) -> None:
         if exists and not getattr(args, "resume", False) and not getattr(args, "overwrite", False):
             raise ValueError(f"--results {results} already exists; add --resume to continue it or --overwrite "
                              "to replace it")
+        if getattr(args, "resume", False):
+            for source in [p for p in [results] + rank_files(results) if os.path.exists(p)]:
+                _read_store(source)          # a file that is no store at all is refused before any loading
 
 
 def _read_store(path: str) -> dict:
