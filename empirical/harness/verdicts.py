@@ -375,7 +375,11 @@ def command(module: str, name: str, d: dict) -> str:
         cmd += " --purifiers " + " ".join(purifier.get("names") or ()) + " --radii " + " ".join(
             f"{r:g}" for r in extra["radii"])
     if extra.get("estimand"):
-        cmd += f" --estimand {extra['estimand']}"
+        sizes = (d.get("config") or {}).get("sizes") or {}
+        cmd += " --purifiers " + " ".join(purifier.get("names") or ())
+        cmd += "".join(f" --{k.replace('_', '-')} {sizes[k]}" for k in ("n_samples", "eot_samples") if sizes.get(k))
+        cmd += f" --estimand {extra['estimand']}" + ("" if (d.get("config") or {}).get("run", {}).get("predict", True)
+                                                     else " --no-predict")
     return f"{cmd} --json paper_runs/{name}.json"
 
 
