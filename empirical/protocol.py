@@ -18,7 +18,7 @@ from empirical.noise import BatchReplayNoise, SampleFreshNoise, SampleReplayNois
 
 PURPOSES = ("replay", "clean", "bpda", "eot", "bpda_eval", "eot_eval", "transfer", "predict", "directions",
             "predict_fit", "predict_eval", "predict_dirs", "judge")
-ESTIMANDS = ("single_draw", "any_iterate_averaged")
+ESTIMANDS = tuple(attacks.ESTIMANDS)     # the evaluation rules attacks.py defines
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from empirical.harness import config as cfg
 from empirical.harness import report
-from empirical.harness.sweeps import plot_sweep, run_sweep, sweep_table
+from empirical.harness.sweeps import sweep_main
 
 FIGURE = str(Path(__file__).resolve().parent.parent / "figures" / "fig2b.png")
 S_STARS = (5, 10, 20, 50, 75, 150)
@@ -43,21 +43,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run(config: cfg.Config) -> dict:
-    timer = report.Timer()
     values, t_star = config.option("s_stars"), config.purifier.t_star
-    rows, records, resolved = run_sweep(config, "s_star", "s", values,
-                                        f"\nSubsequences s* = {values} of t* = {t_star} (linear spacing); fixed noise only.")
-    if not rows:
-        return {}
-    print(sweep_table(rows, values, "s", {**PAPER, "values": list(S_STARS)}, "s*", config.output.format))
-    print(f"Accuracies in %: mean±SE over samples. Paper rows: CIFAR-10 at t* = 150. Wall time {timer.elapsed:.0f} s.")
-    paths = plot_sweep(rows, "s", "subsequence length s*", f"Fig. 2b on {config.data.dataset}: t*={t_star}, dashed "
-                       "clean, solid BPDA (fixed noise)", Path(config.output.png), log_x=True)
-    report.status(f"wrote {', '.join(paths)}", config)
-    result = {"rows": [report.jsonable(r) for r in rows], "paper": PAPER, "paper_s_stars": list(S_STARS),
-              "resolved": resolved, "records": records, "elapsed_s": timer.elapsed, "png": config.output.png}
-    report.write_outputs(config, result, rows, [("method", "Method"), ("s", "s*"), ("clean", "Clean"), ("bpda", "BPDA")])
-    return result
+    return sweep_main(config, "s_star", "s", "s*", values, PAPER, S_STARS,
+                      f"\nSubsequences s* = {values} of t* = {t_star} (linear spacing); fixed noise only.",
+                      "Paper rows: CIFAR-10 at t* = 150.", "subsequence length s*",
+                      f"Fig. 2b on {config.data.dataset}: t*={t_star}, dashed clean, solid BPDA (fixed noise)", log_x=True)
 
 
 if __name__ == "__main__":

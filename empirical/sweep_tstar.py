@@ -9,7 +9,7 @@ from pathlib import Path
 
 from empirical.harness import config as cfg
 from empirical.harness import report
-from empirical.harness.sweeps import plot_sweep, run_sweep, sweep_table
+from empirical.harness.sweeps import sweep_main
 
 FIGURE = str(Path(__file__).resolve().parent.parent / "figures" / "fig2a.png")
 T_STARS = (1, 50, 100, 150, 200)
@@ -42,22 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run(config: cfg.Config) -> dict:
-    timer = report.Timer()
     values = config.option("t_stars")
-    rows, records, resolved = run_sweep(config, "t_star", "t", values,
-                                        f"\nSweep over t* = {values}; fixed noise only.")
-    if not rows:
-        return {}
-    print(sweep_table(rows, values, "t", {**PAPER, "values": list(T_STARS)}, "t*", config.output.format))
-    print(f"Accuracies in %: mean±SE over samples. Paper rows: CIFAR-10, 10% of the test set. "
-          f"Wall time {timer.elapsed:.0f} s.")
-    paths = plot_sweep(rows, "t", "sequence length t*",
-                       f"Fig. 2a on {config.data.dataset}: dashed clean, solid BPDA (fixed noise)", Path(config.output.png))
-    report.status(f"wrote {', '.join(paths)}", config)
-    result = {"rows": [report.jsonable(r) for r in rows], "paper": PAPER, "paper_t_stars": list(T_STARS),
-              "resolved": resolved, "records": records, "elapsed_s": timer.elapsed, "png": config.output.png}
-    report.write_outputs(config, result, rows, [("method", "Method"), ("t", "t*"), ("clean", "Clean"), ("bpda", "BPDA")])
-    return result
+    return sweep_main(config, "t_star", "t", "t*", values, PAPER, T_STARS,
+                      f"\nSweep over t* = {values}; fixed noise only.", "Paper rows: CIFAR-10, 10% of the test set.",
+                      "sequence length t*", f"Fig. 2a on {config.data.dataset}: dashed clean, solid BPDA (fixed noise)")
 
 
 if __name__ == "__main__":

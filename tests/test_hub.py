@@ -1,12 +1,10 @@
 """Hugging Face hub ids through huggingface_hub's cache: a hand-laid cache (refs/main -> commit, snapshots/<commit>/)
 under a temporary HF_HOME loads offline; an uncached id, offline mode or a refused download is one ValueError."""
-import json
-
 import pytest
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 
-from conftest import COMMIT, REPO, tiny_rgb_unet, lay_out_cache
+from conftest import REPO, tiny_rgb_unet, lay_out_cache
 from empirical import checkpoints as ck
 
 def test_cache_dir_follows_the_environment_at_call_time(hf_home, monkeypatch, tmp_path):

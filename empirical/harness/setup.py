@@ -139,16 +139,16 @@ def _finish(config: Config, data, device, budget, specs, notes, identity, n_clea
 def _digits_setup(config: Config, device: torch.device) -> Setup:
     from empirical.checkpoints import digits_manifest, load_digits_classifier, load_digits_ddpm
     from empirical.data import load_digits
+    from empirical.identity import digits_identity
     manifest = digits_manifest()
     trained = manifest["classifiers"]
     data = load_digits("test")
     eps = config.sizes.eps or trained["default_eps"]
     names = config.purifier.names or ("diffpure", "gaussian")
-    hashes = {name: info["sha256"] for name, info in sorted(manifest.get("files", {}).items())
-              if name.endswith(".safetensors")}
+    weights = digits_identity()
     notes = [f"digits: default eps {trained['default_eps']:.4f} is the smallest k/255 at which the "
              "undefended classifier falls below 10% under PGD (manifest)",
-             "weights sha256: " + ", ".join(f"{name} {h[:12]}" for name, h in hashes.items())]
+             "weights sha256: " + ", ".join(f"{name} {h[:12]}" for name, h in weights["files"].items())]
     specs, clf, diffusion = [], None, None
     for name in names:
         if name == "gaussian":
@@ -165,8 +165,7 @@ def _digits_setup(config: Config, device: torch.device) -> Setup:
         label = "digits DDPM" + (" (non-EMA)" if config.data.non_ema else "")
         specs.append(_diffusion_spec(config, name, diffusion, clf, label, default_t_star=100))
     budget = resolve_budget(config, len(data.ids), DIGITS_DEFAULT, attacks.PRESETS.get("digits", {}), eps)
-    from empirical.identity import digits_identity
-    return _finish(config, data, device, budget, specs, notes, {"digits weights": digits_identity()})
+    return _finish(config, data, device, budget, specs, notes, {"digits weights": weights})
 
 
 def _diffusion_spec(config: Config, name: str, diffusion, clf, model_label: str, default_t_star: int) -> PurifierSpec:

@@ -81,3 +81,22 @@ def plot_sweep(rows: list[dict], key: str, xlabel: str, title: str, path: Path, 
     paths = report.save_figure(fig, str(path))
     plt.close(fig)
     return paths
+
+
+def sweep_main(config: cfg.Config, field: str, tag: str, label: str, values: list[int], paper: dict,
+               paper_values: tuple[int, ...], header: str, note: str, xlabel: str, title: str,
+               log_x: bool = False) -> dict:
+    """The whole run of a sweep entry point: cells, the table beside the paper's rows, the figure, outputs."""
+    timer = report.Timer()
+    rows, records, resolved = run_sweep(config, field, tag, values, header)
+    if not rows:
+        return {}
+    print(sweep_table(rows, values, tag, {**paper, "values": list(paper_values)}, label, config.output.format))
+    print(f"Accuracies in %: mean±SE over samples. {note} Wall time {timer.elapsed:.0f} s.")
+    paths = plot_sweep(rows, tag, xlabel, title, Path(config.output.png), log_x=log_x)
+    report.status(f"wrote {', '.join(paths)}", config)
+    result = {"rows": [report.jsonable(r) for r in rows], "paper": paper, f"paper_{tag}_stars": list(paper_values),
+              "resolved": resolved, "records": records, "elapsed_s": timer.elapsed, "png": config.output.png}
+    report.write_outputs(config, result, rows, [("method", "Method"), (tag, label), ("clean", "Clean"),
+                                                ("bpda", "BPDA")])
+    return result
