@@ -160,3 +160,151 @@ def test_calibration_separates_a_good_predictor_from_the_constant():
     assert useless["verdict"] == "contradicted"
     with pytest.raises(ValueError, match="\\[0, 1\\]"):
         calibration([1.2], [0.5])
+
+
+# ---- exact paired tests, TOST, Holm, power ----
+
+from itertools import product
+
+from empirical.stats import (PairedTest, directional_verdict, equivalence_test, equivalence_verdict, holm,
+                             paired_test, samples_for_power)
+
+
+def _brute_signflip(d):
+    """Two-sided p and one-sided tails of sum(d) over all 2^n sign flips (the definition)."""
+    d = np.asarray(d, float)
+    sums = np.array([np.dot(s, d) for s in product((1, -1), repeat=d.size)])
+    obs = d.sum()
+    up, down = np.mean(sums >= obs - 1e-12), np.mean(sums <= obs + 1e-12)
+    return min(1.0, 2 * min(up, down)), up, down
+
+
+def test_mcnemar_matches_scipy_binomtest():
+    rng = np.random.default_rng(1)
+    for n in (5, 30, 200):
+        a, b = rng.random(n) < 0.6, rng.random(n) < 0.4
+        t = paired_test(a, b)
+        bb, cc = int((a & ~b).sum()), int((~a & b).sum())
+        assert t.test == "exact McNemar" and t.discordant == (bb, cc) and t.n == n
+        expect = sp.binomtest(bb, bb + cc, 0.5).pvalue if bb + cc else 1.0
+        assert t.p == pytest.approx(expect, rel=1e-9)
+        assert t.mean == pytest.approx(100 * (bb - cc) / n)
+        assert (t.ci[0] <= 0 <= t.ci[1]) == (t.p >= 0.05)
+
+
+def test_mcnemar_edge_cases():
+    none = paired_test([1, 0, 1], [1, 0, 1])                  # 0 discordant pairs
+    assert none.p == 1.0 and none.statistic == 0.0 and none.discordant == (0, 0) and none.ci[0] < 0 < none.ci[1]
+    four = paired_test([1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0])  # all discordant one way
+    assert four.discordant == (4, 0) and four.p == pytest.approx(0.125) and four.statistic == pytest.approx(2.0)
+    assert four.ci[0] < 0                                     # p = 0.125: the interval keeps 0
+    six = paired_test([0] * 6, [1] * 6)
+    assert six.p == pytest.approx(2 / 64) and six.ci[1] < 0 and six.mean == -100.0
+    assert math.isfinite(six.statistic)                       # SE 0, yet a finite statistic
+    one = paired_test([1], [0])
+    assert one.n == 1 and one.p == 1.0 and math.isnan(one.se) and one.to_dict()["se"] is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_signflip_matches_brute_force_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 11))
+    a = rng.integers(0, 2, size=(3, n))                      # 3 draws: per-sample rates on a grid of 1/3
+    b = rng.integers(0, 2, size=(2, n))                      # 2 draws: a grid of 1/2
+    t = paired_test(a, b)
+    d = a.mean(0) - b.mean(0)
+    assert t.test == "exact sign-flip" and t.discordant is None
+    assert t.p == pytest.approx(_brute_signflip(d)[0], abs=1e-12)
+    assert (t.ci[0] <= 0 <= t.ci[1]) == (t.p > 0.05)
+
+
+def test_signflip_interval_inverts_the_exact_test():
+    rng = np.random.default_rng(7)
+    d = np.round(rng.normal(0.3, 0.3, 9) * 4) / 4
+    d = np.clip(d, -1, 1)
+    t = paired_test(np.clip(d, 0, 1), np.clip(-d, 0, 1))
+    lo, hi = t.ci[0] / 100, t.ci[1] / 100
+    for delta, kept in ((lo + 1e-6, True), (hi - 1e-6, True), (lo - 1e-3, False), (hi + 1e-3, False)):
+        _, up, down = _brute_signflip(d - delta)
+        assert (min(up, down) > 0.025) == kept, (delta, up, down)
+
+
+def test_signflip_normal_approximation_above_the_stated_rule():
+    rng = np.random.default_rng(3)
+    a, b = rng.random(400), rng.random(400) * 0.9              # not on any grid: the normal approximation
+    t = paired_test(a, b)
+    d = a - b
+    z = d.sum() / math.sqrt((d ** 2).sum())
+    assert t.test == "paired z (normal)" and t.statistic == pytest.approx(z)
+    assert t.p == pytest.approx(2 * sp.norm.sf(abs(z)))
+    assert t.p == pytest.approx(sp.ttest_rel(a, b).pvalue, rel=0.25)      # uncentred variance: close to t
+    assert (t.ci[0] <= 0 <= t.ci[1]) == (t.p > 0.05)
+
+
+def test_paired_test_rejects_bad_input():
+    with pytest.raises(ValueError, match="same samples"):
+        paired_test([1, 0], [1])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        paired_test([2.0, 0], [1, 0])
+
+
+def test_equivalence_test_matches_brute_force_tost():
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 2, size=(2, 8)), rng.integers(0, 2, size=(2, 8))
+    t = equivalence_test(a, b, margin=25)
+    d = a.mean(0) - b.mean(0)
+    expect = max(_brute_signflip(d + 0.25)[1], _brute_signflip(0.25 - d)[1])
+    assert t.test == "TOST exact sign-flip" and t.p == pytest.approx(expect, abs=1e-12)
+
+
+def test_equivalence_test_decides_identical_and_shifted_cells():
+    same = equivalence_test([1, 0] * 50, [1, 0] * 50, margin=5)
+    assert same.p < 1e-20 and equivalence_verdict(same, 5, same.p) == "reproduced"
+    tiny = equivalence_test([1, 0, 1], [1, 0, 1], margin=5)           # 3 samples cannot show equivalence
+    assert tiny.p == pytest.approx(0.125) and equivalence_verdict(tiny, 5, tiny.p) == "inconclusive"
+    far = equivalence_test([1] * 40, [0] * 40, margin=5)              # a 100-point change
+    assert far.p > 0.5 and equivalence_verdict(far, 5, far.p) == "contradicted"
+
+
+def _fake(ci, test="TOST exact sign-flip", mean=0.0):
+    return PairedTest(test, 0.0, 0.5, 10, None, mean, 1.0, ci)
+
+
+@pytest.mark.parametrize("ci,expected", [((5.0, 9.0), "contradicted"), ((4.99, 9.0), "inconclusive"),
+                                         ((-9.0, -5.0), "contradicted"), ((-9.0, -4.99), "inconclusive"),
+                                         ((-4.9, 4.9), "inconclusive")])
+def test_equivalence_verdict_at_both_edges_of_the_band(ci, expected):
+    assert equivalence_verdict(_fake(ci), 5.0, p_adjusted=0.5) == expected
+
+
+def test_equivalence_verdict_uses_the_adjusted_p():
+    assert equivalence_verdict(_fake((-4.0, 4.0)), 5.0, p_adjusted=0.049) == "reproduced"
+    assert equivalence_verdict(_fake((-4.0, 4.0)), 5.0, p_adjusted=0.05) == "inconclusive"
+    with pytest.raises(ValueError, match="equivalence_test"):
+        equivalence_verdict(_fake((-4.0, 4.0), test="exact McNemar"), 5.0, 0.01)
+
+
+def test_holm_hand_worked_example():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])              # capped at 1
+    assert holm([]) == [] and holm([0.2]) == [0.2]
+    with pytest.raises(ValueError, match="p-values"):
+        holm([0.1, float("nan")])
+
+
+@pytest.mark.parametrize("mean,p,sign,expected", [(3.0, 0.01, 1, "reproduced"), (-3.0, 0.01, 1, "contradicted"),
+                                                  (3.0, 0.06, 1, "inconclusive"), (-3.0, 0.01, -1, "reproduced"),
+                                                  (0.0, 0.0, 1, "inconclusive")])
+def test_directional_verdict(mean, p, sign, expected):
+    assert directional_verdict(_fake((0, 0), test="exact McNemar", mean=mean), sign, p) == expected
+
+
+def test_samples_for_power_formula_and_simulated_power():
+    n = samples_for_power(10.0, 40.0)
+    assert n == math.ceil(((sp.norm.ppf(0.975) + sp.norm.ppf(0.8)) * 40 / 10) ** 2)
+    assert samples_for_power(10.0, 40.0, power=0.5) < n < 2.2 * samples_for_power(10.0, 40.0, power=0.5)
+    rng = np.random.default_rng(5)
+    d = rng.normal(10.0, 40.0, size=(4000, n))
+    z = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(n))
+    assert np.mean(np.abs(z) > sp.norm.ppf(0.975)) == pytest.approx(0.8, abs=0.03)
