@@ -71,14 +71,15 @@ def test_existing_store_needs_overwrite_and_missing_store_cannot_resume(tmp_path
 
 def test_resume_merges_per_rank_stores_in_any_process_count(tmp_path):
     path = tmp_path / "r.json"
-    a = ResultStore.open(path, VIEW, rank=0, world_size=2)
-    a.put("cell/0", [0, 1], {"ok": [True, False]})
-    b = ResultStore.open(path, VIEW, rank=1, world_size=2)
-    b.put("cell/1", [2, 3], {"ok": [True, True]})
-    single = ResultStore.open(path, VIEW, resume=True)
-    assert single.has("cell/0") and single.has("cell/1")
-    three = ResultStore.open(path, VIEW, resume=True, rank=2, world_size=3)
-    assert three.has("cell/0") and three.has("cell/1")
+    with ResultStore.open(path, VIEW, rank=0, world_size=2) as a, \
+            ResultStore.open(path, VIEW, rank=1, world_size=2) as b:
+        a.put("cell/0", [0, 1], {"ok": [True, False]})
+        b.put("cell/1", [2, 3], {"ok": [True, True]})
+    with ResultStore.open(path, VIEW, resume=True) as single:
+        assert single.has("cell/0") and single.has("cell/1")
+    with ResultStore.open(path, VIEW, resume=True, rank=0, world_size=3), \
+            ResultStore.open(path, VIEW, resume=True, rank=2, world_size=3) as three:
+        assert three.has("cell/0") and three.has("cell/1")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -110,13 +111,15 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
 def test_leftover_temporaries_are_removed_and_symlinks_followed(tmp_path):
     real = tmp_path / "real.json"
     _filled(real)
-    (tmp_path / ".real.json.abc123.tmp").write_text("partial")
+    (tmp_path / ".real.json.abc_1234.tmp").write_text("partial")                # mkstemp's 8-character name
+    (tmp_path / ".real.json.rank1of2.abc_1234.tmp").write_text("another rank's")
     link = tmp_path / "link.json"
     link.symlink_to(real)
     store = ResultStore.open(link, VIEW, resume=True)
     store.put("cell/2", [4], {"ok": [False]})
     assert link.is_symlink() and "cell/2" in json.loads(real.read_text())["records"]
-    assert not (tmp_path / ".real.json.abc123.tmp").exists()
+    assert not (tmp_path / ".real.json.abc_1234.tmp").exists()
+    assert (tmp_path / ".real.json.rank1of2.abc_1234.tmp").exists()          # not this writer's file
 
 
 def test_read_only_store_is_refused_not_replaced(tmp_path):

@@ -27,7 +27,6 @@ class World:
         return chunk_index % self.size == self.rank
 
 
-
 def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -49,6 +48,17 @@ def gather(obj, world: World) -> list:
     out = [None] * world.size
     dist.all_gather_object(out, obj)
     return out
+
+
+def agree(message: str | None, size: int) -> list[str]:
+    """Every rank's message (None: it succeeded), in rank order and without the Nones, so that all ranks
+    stop together when one cannot go on (e.g. rank 0 could not lock the results store). Outside an
+    initialised process group only this process's message."""
+    if size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return [message] if message else []
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, message)
+    return [m for m in out if m]
 
 
 def shutdown(world: World) -> None:
