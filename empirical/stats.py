@@ -1,18 +1,19 @@
-"""Paired differences, three-valued verdicts and power for the paper's claims (numpy only).
+"""Paired tests, verdicts, multiplicity and power for the paper's claims (numpy and scipy only).
 
 Every cell of a table is measured on the same samples, so a claim "a > b" is read from the per-sample
-differences d_i = a_i - b_i: their mean and paired standard error sd(d) / sqrt(N). This removes the
-between-sample variance that an unpaired SE sqrt(se_a^2 + se_b^2) counts twice. A claim is
-"reproduced" when the difference has the paper's sign at >= 2 paired SE, "contradicted" when it has
-the opposite sign at >= 2 paired SE, and "inconclusive" otherwise: a wrong sign within the noise is
-no evidence against the paper. For an inconclusive row, `samples_to_resolve` states how many samples
-would put the paper's effect size at 2 SE given the measured per-sample spread, and `power` gives
-the chance that a run of n samples would have reproduced it.
+differences d_i = a_i - b_i. `paired_test` decides it: exact McNemar for yes/no outcomes, an exact
+sign-flip (permutation) test for rates over draws (normal approximation only above a stated size), each
+with a 95% interval that inverts the same test. `equivalence_test` decides "unchanged" claims by two
+one-sided tests against a band. `holm` adjusts a family of p-values; `directional_verdict` and
+`equivalence_verdict` turn a test and its adjusted p into reproduced / contradicted / inconclusive;
+`samples_for_power` sizes a run for 80% power. `paired_difference` (mean and paired SE), `power` and
+`samples_to_resolve` (2-SE rules) remain for the audit and the toy reading; `calibration` scores a
+per-sample prediction against a constant.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -81,36 +82,6 @@ def _check_sign(expected_sign: int) -> int:
     return int(expected_sign)
 
 
-def verdict(diff_mean: float, diff_se: float, expected_sign: int, z: float = Z_DEFAULT) -> str:
-    """'reproduced' iff sign(diff) = expected_sign with |diff| >= z SE; 'contradicted' iff the opposite
-    sign at >= z SE; else 'inconclusive' (also for a nan mean or SE, and for a zero difference).
-
-    A zero SE with a nonzero difference (every sample moved the same way) counts as >= z SE.
-    """
-    sign = _check_sign(expected_sign)
-    if math.isnan(diff_mean) or math.isnan(diff_se) or diff_se < 0 or diff_mean == 0:
-        return INCONCLUSIVE
-    if abs(diff_mean) < z * diff_se:
-        return INCONCLUSIVE
-    return REPRODUCED if diff_mean * sign > 0 else CONTRADICTED
-
-
-def null_verdict(diff_mean: float, diff_se: float, margin: float, z: float = Z_DEFAULT) -> str:
-    """For a claim of NO difference ("clean accuracy unchanged"): 'reproduced' iff the whole interval
-    diff +- z SE lies inside (-margin, margin); 'contradicted' iff the difference is nonzero at >= z SE
-    and at least margin in size; else 'inconclusive'. margin is the largest difference still called
-    "unchanged", in the same units (percent points)."""
-    if not margin > 0:
-        raise ValueError(f"margin must be > 0 (the largest difference still called unchanged), got {margin}")
-    if math.isnan(diff_mean) or math.isnan(diff_se) or diff_se < 0:
-        return INCONCLUSIVE
-    if abs(diff_mean) + z * diff_se < margin:
-        return REPRODUCED
-    if abs(diff_mean) >= margin and abs(diff_mean) >= z * diff_se and diff_mean != 0:
-        return CONTRADICTED
-    return INCONCLUSIVE
-
-
 def _check_effect(effect: float, per_sample_sd: float) -> tuple[float, float]:
     effect, sd = float(effect), float(per_sample_sd)
     if not math.isfinite(effect) or effect == 0:
@@ -140,43 +111,6 @@ def power(effect: float, per_sample_sd: float, n: int, z: float = Z_DEFAULT) -> 
     return float(0.5 * math.erfc(-(effect * math.sqrt(n) / sd - z) / math.sqrt(2)))
 
 
-@dataclass(frozen=True)
-class OrderVerdict:
-    """Verdict of a chain a > b > c from its steps; weakest: index of the step least in the claimed
-    direction (smallest signed z = expected_sign * mean / se; a step without a z, e.g. N = 1, first)."""
-
-    verdict: str
-    steps: tuple[str, ...]
-    weakest: int
-    weakest_z: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def order_verdict(diffs: list[Difference], expected_signs: list[int], z: float = Z_DEFAULT) -> OrderVerdict:
-    """Combine pairwise step verdicts: reproduced if every step is, contradicted if any step is,
-    otherwise inconclusive, naming the weakest step."""
-    if len(diffs) == 0 or len(diffs) != len(expected_signs):
-        raise ValueError(f"need one expected sign per step and at least one step, got {len(diffs)} steps "
-                         f"and {len(expected_signs)} signs")
-    steps = tuple(verdict(d.mean, d.se, s, z) for d, s in zip(diffs, expected_signs))
-    if all(v == REPRODUCED for v in steps):
-        overall = REPRODUCED
-    elif CONTRADICTED in steps:
-        overall = CONTRADICTED
-    else:
-        overall = INCONCLUSIVE
-    signed = [(_check_sign(s) * d.z, i) for i, (d, s) in enumerate(zip(diffs, expected_signs))]
-    finite = [(v, i) for v, i in signed if not math.isnan(v)]
-    nan_steps = [i for v, i in signed if math.isnan(v)]
-    if nan_steps:
-        weakest, weakest_z = nan_steps[0], float("nan")      # an unmeasurable step is the weakest
-    else:
-        weakest_z, weakest = min(finite)
-    return OrderVerdict(verdict=overall, steps=steps, weakest=weakest, weakest_z=float(weakest_z))
-
-
 def calibration(pred, measured, bins: int = 5, draws: int | None = None) -> dict:
     """How well per-sample probabilities `pred` predict measured rates `measured` (both [M] in [0, 1]).
 
@@ -184,7 +118,8 @@ def calibration(pred, measured, bins: int = 5, draws: int | None = None) -> dict
     rate (with SE). brier: mean (pred - measured)^2. brier_baseline: the same for a constant predictor,
     each sample predicted by the mean measured rate of the OTHER samples (leave-one-out, so the baseline
     is not fitted on the sample it scores). gain = brier_baseline - brier, with its paired SE over
-    samples and a verdict on "the prediction beats the constant". brier_floor: with measured the
+    samples, its sign-flip test (gain_test) and the verdict on "the prediction beats the constant" at
+    p < 0.05 (`directional_verdict`). brier_floor: with measured the
     fraction of `draws` Bernoulli draws, the part of any Brier score that is draw noise,
     mean(m (1 - m)) / (draws - 1), unbiased for mean s (1 - s) / draws.
     """
@@ -210,11 +145,12 @@ def calibration(pred, measured, bins: int = 5, draws: int | None = None) -> dict
     base = (m.sum() - m) / (n - 1) if n > 1 else np.full(1, np.nan)
     err_base = (base - m) ** 2
     gain = err_base - err
-    gain_se = float(gain.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    gain_test = signflip_test(gain) if n > 1 else None
     floor = float(np.mean(m * (1 - m)) / (draws - 1)) if draws is not None and draws > 1 else float("nan")
     return {"n": n, "bins": rows, "brier": float(err.mean()), "brier_baseline": float(err_base.mean()),
-            "brier_floor": floor, "gain": float(gain.mean()), "gain_se": gain_se,
-            "verdict": verdict(float(gain.mean()), gain_se, +1),
+            "brier_floor": floor, "gain": float(gain.mean()), "gain_se": gain_test.se if gain_test else float("nan"),
+            "gain_test": gain_test.to_dict() if gain_test else None,
+            "verdict": directional_verdict(gain_test, +1, gain_test.p) if gain_test else INCONCLUSIVE,
             "mean_predicted": float(p.mean()), "mean_measured": float(m.mean())}
 
 
@@ -224,6 +160,7 @@ MAX_GRID = 360                 # largest m of a common grid 1/m on which the exa
 EXACT_MAX_NONZERO = 2000       # above this many nonzero differences: the normal approximation
 EXACT_MAX_WORK = 2 * 10 ** 8   # ... and above n_nonzero * sum|m d_i| (the dynamic programme's size)
 EXACT_CI_MAX_WORK = 5 * 10 ** 7
+ENUMERATE_MAX = 16            # off any grid: exact by enumerating the sign flips up to this many values
 _Z95 = 1.959963984540054
 
 
@@ -316,12 +253,20 @@ def _z_of(e: np.ndarray) -> float:
 
 
 def _tails(e: np.ndarray) -> tuple[float, float, bool]:
-    """One-sided sign-flip tails of sum(e) and whether they are exact."""
+    """One-sided sign-flip tails of sum(e) and whether they are exact (a grid's dynamic programme, or full
+    enumeration of the 2^k flips when at most ENUMERATE_MAX = 16 values are nonzero)."""
     m = _grid(e)
     if m is not None:
         k = np.round(e * m).astype(np.int64)
         if _exact_ok(k):
             return (*_signflip_tails(k), True)
+    nz = e[e != 0]
+    if nz.size <= ENUMERATE_MAX:
+        sums = np.zeros(1)
+        for v in nz:
+            sums = np.concatenate([sums + v, sums - v])
+        obs, tol = float(nz.sum()), 1e-9 * (1 + float(np.abs(nz).sum()))
+        return float(np.mean(sums >= obs - tol)), float(np.mean(sums <= obs + tol)), True
     return (*_normal_tails(e), False)
 
 
@@ -344,28 +289,36 @@ def _mcnemar_ci(b: int, c: int, n: int, alpha: float = 0.05) -> tuple[float, flo
 
 
 def _signflip_ci(d: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    """Interval of shifts delta that the two-sided sign-flip test of d - delta keeps at level alpha.
+    """Interval of shifts delta (units of d) that the two-sided sign-flip test of d - delta keeps at level
+    alpha; +-inf where no shift can be rejected (2^-n > alpha / 2).
 
-    Exact (the distribution of subset means: a shift is kept iff both one-sided p exceed alpha / 2)
-    when d lies on a grid and the programme over (subset size, subset sum) is small; else the same
-    test's normal approximation inverted in closed form: mean +- z sd_pop / sqrt(n - z^2)."""
+    Exact (the distribution of subset means: a shift is kept iff both one-sided p exceed alpha / 2) on a
+    grid when the programme over (subset size, subset sum) is small, or by enumerating the subsets of at
+    most ENUMERATE_MAX samples; else the same test's normal approximation inverted in closed form:
+    mean +- z sd_pop / sqrt(n - z^2)."""
     n = d.size
     m = _grid(d)
     if m is not None:
         k = np.round(d * m).astype(np.int64)
-        width = 2 * int(np.abs(k).sum()) + 1
-        if (n + 1) * width * n <= EXACT_CI_MAX_WORK:
-            return _subset_mean_ci(k, m, alpha)
-    z2 = _Z95 ** 2 if alpha == 0.05 else _zq(1 - alpha / 2) ** 2
+        if (n + 1) * (2 * int(np.abs(k).sum()) + 1) * n <= EXACT_CI_MAX_WORK:
+            return _subset_mean_ci(*_subset_table(k), 1.0 / m, n, alpha)
+    if n <= ENUMERATE_MAX:
+        sums, sizes = np.zeros(1), np.zeros(1, dtype=np.int64)
+        for v in d:
+            sums, sizes = np.concatenate([sums, sums + v]), np.concatenate([sizes, sizes + 1])
+        return _subset_mean_ci(sums[1:] / sizes[1:], np.full(sums.size - 1, 0.5 ** n), 1.0, n, alpha)
+    z2 = _zq(1 - alpha / 2) ** 2
     if n <= z2:
-        return -100.0, 100.0
+        return -math.inf, math.inf
     half = math.sqrt(z2 * max(0.0, n * float((d ** 2).sum()) - float(d.sum()) ** 2) / (n - z2)) / n
-    return _clip(100 * (float(d.mean()) - half), 100 * (float(d.mean()) + half))
+    return float(d.mean()) - half, float(d.mean()) + half
 
 
-def _subset_mean_ci(k: np.ndarray, m: int, alpha: float) -> tuple[float, float]:
+def _subset_table(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(subset mean in grid units, mass) of every nonempty subset of the integers k, by a programme over
+    (subset size, subset sum)."""
     n, off = k.size, int(np.abs(k).sum())
-    table = np.zeros((n + 1, 2 * off + 1))        # mass of subsets by (size, sum of k)
+    table = np.zeros((n + 1, 2 * off + 1))
     table[0, off] = 1.0
     for v in k:
         nxt = 0.5 * table
@@ -375,18 +328,20 @@ def _subset_mean_ci(k: np.ndarray, m: int, alpha: float) -> tuple[float, float]:
             nxt[1:, : v] += 0.5 * table[:-1, -v:]
         table = nxt
     size, s = np.nonzero(table[1:] > 0)
-    mass = table[1:][size, s]
-    means = (s - off) / ((size + 1) * m)
+    return (s - off) / (size + 1), table[1:][size, s]
+
+
+def _subset_mean_ci(means: np.ndarray, mass: np.ndarray, unit: float, n: int, alpha: float) -> tuple[float, float]:
+    """A shift delta is kept iff P(flip >= observed) = 2^-n + mass(subset mean <= delta) and its mirror
+    both exceed alpha / 2; the interval's ends are subset means (times `unit`)."""
     order = np.argsort(means, kind="stable")
-    means, mass = means[order], mass[order]
+    means, mass = means[order] * unit, mass[order]
     empty = 0.5 ** n
-    up = empty + np.cumsum(mass)                  # P(flip >= observed) at delta = each subset mean
-    down = empty + np.cumsum(mass[::-1])[::-1]    # P(flip <= observed) at delta = each subset mean
-    keep_lo = np.nonzero(up > alpha / 2)[0]
-    keep_hi = np.nonzero(down > alpha / 2)[0]
-    lo = -100.0 if empty > alpha / 2 else 100 * float(means[keep_lo[0]])
-    hi = 100.0 if empty > alpha / 2 else 100 * float(means[keep_hi[-1]])
-    return _clip(lo, hi)
+    if empty > alpha / 2:
+        return -math.inf, math.inf
+    up = empty + np.cumsum(mass)
+    down = empty + np.cumsum(mass[::-1])[::-1]
+    return float(means[np.nonzero(up > alpha / 2)[0][0]]), float(means[np.nonzero(down > alpha / 2)[0][-1]])
 
 
 def _zq(q: float) -> float:
@@ -398,55 +353,78 @@ def _binary(x: np.ndarray) -> bool:
     return bool(np.all((x == 0) | (x == 1)))
 
 
-def paired_test(a, b) -> PairedTest:
-    """Two-sided paired test of a - b on the SAME samples.
+def signflip_test(d, unit: float = 1.0) -> PairedTest:
+    """Two-sided sign-flip (permutation) test of mean(d) = 0 for real per-sample differences d ([N]).
 
-    a, b: [N] per-sample outcomes (booleans or floats in [0, 1]) or [R][N] over R draws (each sample's
-    mean is used). Yes/no outcomes: exact McNemar, the binomial test of b against b + c discordant pairs
-    (exact for any N; 0 discordant pairs give p = 1). Fractional outcomes (means over draws or noise
-    replicates lie on a grid 1/m): the exact sign-flip (permutation) test of sum(d), by a dynamic
-    programme over the integer-scaled differences, whenever the grid has m <= MAX_GRID = 360, at most
-    EXACT_MAX_NONZERO = 2000 differences are nonzero and n_nonzero * sum|m d_i| <= 2e8; otherwise the
-    normal approximation of the same permutation distribution ("paired z (normal)").
-    """
-    x2, y2 = _per_sample(a, "a"), _per_sample(b, "b")
-    d = _pair(a, b)
+    Exact whenever the values lie on a grid 1/m with m <= MAX_GRID = 360, at most EXACT_MAX_NONZERO = 2000
+    of them are nonzero and n_nonzero * sum|m d_i| <= 2e8 (dynamic programme), or off a grid when at most
+    ENUMERATE_MAX = 16 are nonzero (enumeration); otherwise the normal approximation of the same
+    permutation distribution ("paired z (normal)"). mean, se and ci are reported times `unit`."""
+    d = np.asarray(d, dtype=float)
+    if d.ndim != 1 or d.size == 0 or not np.all(np.isfinite(d)):
+        raise ValueError(f"differences must be a nonempty finite 1-D array, got shape {d.shape}")
     n = d.size
-    mean = float(100 * d.mean())
-    se = float(100 * d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    if _binary(x2) and _binary(y2):
-        bb, cc = int((d > 0).sum()), int((d < 0).sum())
-        if bb + cc == 0:
-            p = 1.0
-        else:
-            from scipy.stats import binomtest
-            p = float(binomtest(bb, bb + cc, 0.5).pvalue)
-        return PairedTest("exact McNemar", _z_of(d), min(1.0, p), n, (bb, cc), mean, se, _mcnemar_ci(bb, cc, n))
     up, down, exact = _tails(d)
     p = min(1.0, 2 * min(up, down)) if np.any(d != 0) else 1.0
-    return PairedTest("exact sign-flip" if exact else "paired z (normal)", _z_of(d), p, n, None, mean, se,
-                      _signflip_ci(d))
+    lo, hi = _signflip_ci(d)
+    se = float(unit * d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return PairedTest("exact sign-flip" if exact else "paired z (normal)", _z_of(d), p, n, None,
+                      float(unit * d.mean()), se, (unit * lo, unit * hi))
 
 
-def equivalence_test(a, b, margin: float, alpha: float = 0.05) -> PairedTest:
-    """Two one-sided tests (TOST) of -margin < mean(a - b) < +margin, margin in percent points.
+def signflip_equivalence(d, margin: float, unit: float = 1.0) -> PairedTest:
+    """Two one-sided sign-flip tests (TOST) of -margin < mean(d) < +margin, margin in the units of d.
 
-    Each side is the one-sided sign-flip test of the shifted differences d + margin (H0: mean <= -margin)
-    and margin - d (H0: mean >= margin), exact on a grid as in `paired_test`, else normal; p is the larger
-    of the two one-sided p (equivalence when p < alpha). It assumes the shifted differences are symmetric
-    under H0, as every sign-flip test does. discordant, mean, se and ci are those of `paired_test`."""
+    The sides test the shifted differences d + margin (H0: mean <= -margin) and margin - d (H0: mean >=
+    margin), each exact or normal as in `signflip_test`; p is the larger one-sided p (equivalence when
+    p < alpha). Like every sign-flip test it assumes the shifted differences symmetric under H0.
+    statistic, mean, se and ci: as `signflip_test` gives them (statistic: the weaker side's z)."""
     if not (math.isfinite(float(margin)) and margin > 0):
-        raise ValueError(f"margin must be a finite number of percent points > 0, got {margin}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    base = paired_test(a, b)
-    d, delta = _pair(a, b), float(margin) / 100
-    low, up = d + delta, delta - d
+        raise ValueError(f"margin must be a finite number > 0, got {margin}")
+    base = signflip_test(d, unit)
+    d = np.asarray(d, dtype=float)
+    low, up = d + margin, margin - d
     p_low, _, ex_low = _tails(low)
     p_up, _, ex_up = _tails(up)
     name = "TOST exact sign-flip" if ex_low and ex_up else "TOST sign-flip (normal)"
-    return PairedTest(name, min(_z_of(low), _z_of(up)), max(p_low, p_up), base.n, base.discordant, base.mean,
-                      base.se, base.ci)
+    return replace(base, test=name, statistic=min(_z_of(low), _z_of(up)), p=max(p_low, p_up))
+
+
+def paired_test(a, b) -> PairedTest:
+    """Two-sided paired test of a - b on the SAME samples, in percent points.
+
+    a, b: [N] per-sample outcomes (booleans or floats in [0, 1]) or [R][N] over R draws (each sample's
+    mean is used). Yes/no outcomes: exact McNemar, the binomial test of b against b + c discordant pairs
+    (exact for any N; 0 discordant pairs give p = 1), with a Clopper-Pearson interval. Fractional outcomes
+    (means over draws or noise replicates lie on a grid 1/m): `signflip_test`, exact by its stated rule
+    (any N on a grid up to 2000 nonzero differences), else its normal approximation.
+    """
+    x, y = _per_sample(a, "a"), _per_sample(b, "b")
+    d = _pair(a, b)
+    n = d.size
+    if _binary(x) and _binary(y):
+        from scipy.stats import binomtest
+        bb, cc = int((d > 0).sum()), int((d < 0).sum())
+        p = float(binomtest(bb, bb + cc, 0.5).pvalue) if bb + cc else 1.0
+        se = float(100 * d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        return PairedTest("exact McNemar", _z_of(d), min(1.0, p), n, (bb, cc), float(100 * d.mean()), se,
+                          _mcnemar_ci(bb, cc, n))
+    t = signflip_test(d, 100.0)
+    return replace(t, ci=_clip(*t.ci))
+
+
+def equivalence_test(a, b, margin: float, alpha: float = 0.05) -> PairedTest:
+    """Two one-sided tests (TOST) of -margin < mean(a - b) < +margin, margin in percent points, on the
+    same samples as `paired_test` (whose discordant pairs, mean, se and interval it carries): each side
+    is the one-sided sign-flip test of the shifted differences, exact or normal by `signflip_test`'s
+    rule; p is the larger of the two one-sided p (equivalence when p < alpha)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if not (math.isfinite(float(margin)) and margin > 0):
+        raise ValueError(f"margin must be a finite number of percent points > 0, got {margin}")
+    base = paired_test(a, b)
+    tost = signflip_equivalence(_pair(a, b), float(margin) / 100, 100.0)
+    return replace(base, test=tost.test, statistic=tost.statistic, p=tost.p)
 
 
 def holm(p_values) -> list[float]:

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from empirical.stats import (Difference, calibration, null_verdict, order_verdict, paired_difference, power,
-                             samples_to_resolve, verdict)
+from empirical.stats import Difference, calibration, paired_difference, power, samples_to_resolve
 
 
 def test_paired_difference_hand_case_and_scipy():
@@ -42,37 +41,6 @@ def test_paired_difference_single_sample_and_bad_input():
         paired_difference([float("nan")], [0])
 
 
-@pytest.mark.parametrize("mean, se, sign, expected", [
-    (4.0, 2.0, +1, "reproduced"),            # exactly 2 SE counts
-    (-4.0, 2.0, +1, "contradicted"),
-    (3.999, 2.0, +1, "inconclusive"),
-    (-3.999, 2.0, +1, "inconclusive"),       # wrong sign within the noise: no evidence against the paper
-    (-4.0, 2.0, -1, "reproduced"),
-    (4.0, 2.0, -1, "contradicted"),
-    (0.0, 0.0, +1, "inconclusive"),          # nothing moved
-    (1.0, 0.0, +1, "reproduced"),            # every sample moved the same way
-    (-1.0, 0.0, +1, "contradicted"),
-    (5.0, float("nan"), +1, "inconclusive"),
-    (float("nan"), 1.0, +1, "inconclusive"),
-    (0.0, 1.0, -1, "inconclusive"),
-])
-def test_verdict_rule(mean, se, sign, expected):
-    assert verdict(mean, se, sign) == expected
-
-
-def test_verdict_needs_a_direction():
-    with pytest.raises(ValueError, match="expected_sign"):
-        verdict(1.0, 0.1, 0)
-
-
-@pytest.mark.parametrize("mean, se, expected", [
-    (0.5, 1.0, "reproduced"), (0.0, 1.49, "reproduced"), (0.0, 1.5, "inconclusive"), (2.5, 1.0, "inconclusive"),
-    (4.0, 1.0, "contradicted"), (-3.0, 1.5, "contradicted"), (3.5, 2.0, "inconclusive"),
-    (0.0, float("nan"), "inconclusive")])
-def test_null_verdict_with_margin_3(mean, se, expected):
-    assert null_verdict(mean, se, margin=3.0) == expected
-
-
 def test_samples_to_resolve_hand_cases_and_boundary():
     assert samples_to_resolve(10.0, 50.0) == 100                     # (2 * 50 / 10)^2 exactly
     assert samples_to_resolve(-10.0, 50.0) == 100
@@ -99,7 +67,7 @@ def test_power_is_the_normal_cdf_and_half_at_the_resolving_n():
 
 
 def test_power_matches_simulated_verdicts():
-    """The normal approximation against the verdict rule applied to simulated paired Bernoulli data."""
+    """The normal approximation against the 2-SE rule applied to simulated paired Bernoulli data."""
     rng = np.random.default_rng(1)
     n, hits, trials = 150, 0, 2000
     p_up, p_down = 0.2, 0.08                                           # d_i in {+1, 0, -1}
@@ -108,30 +76,8 @@ def test_power_matches_simulated_verdicts():
     for _ in range(trials):
         u = rng.random(n)
         d = paired_difference((u < p_up).astype(float), ((u >= p_up) & (u < p_up + p_down)).astype(float))
-        hits += verdict(d.mean, d.se, +1) == "reproduced"
+        hits += d.mean >= 2 * d.se                                  # the 2-SE rule power describes
     assert abs(hits / trials - power(effect, sd, n)) < 0.04
-
-
-def _diff(mean, se, n=50):
-    return Difference(mean=mean, se=se, n=n, sd=se * math.sqrt(n))
-
-
-def test_order_verdict_combines_steps_and_names_the_weakest():
-    signs = [+1, +1]
-    both = order_verdict([_diff(6, 2), _diff(9, 3)], signs)
-    assert both.verdict == "reproduced" and both.steps == ("reproduced", "reproduced")
-    one = order_verdict([_diff(10, 2), _diff(1, 2)], signs)
-    assert one.verdict == "inconclusive" and one.weakest == 1 and one.weakest_z == pytest.approx(0.5)
-    against = order_verdict([_diff(10, 2), _diff(-5, 2)], signs)
-    assert against.verdict == "contradicted" and against.weakest == 1
-    wrong_sign_within = order_verdict([_diff(-1, 2), _diff(10, 2)], [+1, +1])
-    assert wrong_sign_within.verdict == "inconclusive" and wrong_sign_within.weakest == 0
-    flipped = order_verdict([_diff(-6, 2)], [-1])
-    assert flipped.verdict == "reproduced" and flipped.weakest_z == pytest.approx(3.0)
-    unmeasured = order_verdict([_diff(10, 2), Difference(5.0, float("nan"), 1, float("nan"))], signs)
-    assert unmeasured.verdict == "inconclusive" and unmeasured.weakest == 1
-    with pytest.raises(ValueError, match="one expected sign"):
-        order_verdict([_diff(1, 1)], [1, 1])
 
 
 def test_calibration_hand_case():
@@ -167,6 +113,7 @@ def test_calibration_separates_a_good_predictor_from_the_constant():
 from itertools import product
 
 from empirical.stats import (PairedTest, directional_verdict, equivalence_test, equivalence_verdict, holm,
+                             signflip_equivalence, signflip_test,
                              paired_test, samples_for_power)
 
 
@@ -308,3 +255,21 @@ def test_samples_for_power_formula_and_simulated_power():
     d = rng.normal(10.0, 40.0, size=(4000, n))
     z = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(n))
     assert np.mean(np.abs(z) > sp.norm.ppf(0.975)) == pytest.approx(0.8, abs=0.03)
+
+
+def test_signflip_test_real_values_small_n_is_exact_by_enumeration():
+    d = np.array([0.31, 0.12, -0.05, 0.44, 0.27, 0.18])       # off any grid
+    t = signflip_test(d)
+    assert t.test == "exact sign-flip" and t.p == pytest.approx(_brute_signflip(d)[0], abs=1e-12)
+    assert t.mean == pytest.approx(d.mean()) and (t.ci[0] <= 0 <= t.ci[1]) == (t.p > 0.05)
+    four = signflip_test([0.5, 0.4, 0.3, 0.2])                # 4 images cannot reject at 0.05
+    assert four.p == pytest.approx(0.125) and four.ci == (-math.inf, math.inf)
+    assert four.to_dict()["ci"] == [None, None]
+
+
+def test_signflip_equivalence_real_values():
+    rng = np.random.default_rng(8)
+    d = rng.normal(0.0, 0.05, 12)
+    t = signflip_equivalence(d, 0.3)
+    expect = max(_brute_signflip(d + 0.3)[1], _brute_signflip(0.3 - d)[1])
+    assert t.test == "TOST exact sign-flip" and t.p == pytest.approx(expect, abs=1e-12) and t.p < 0.001
