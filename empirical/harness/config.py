@@ -24,6 +24,11 @@ PURIFIERS = ("diffpure", "revpure", "ddim", "gaussian", "none")
 MAX_THREADS = 256
 MAX_FRESH_EVALS = 1000
 MAX_SEED = 2 ** 63 - 1
+MAX_TOY_SIGMA = 100.0
+MAX_EOT = 1000
+MAX_STEPS = 100_000
+MAX_BATCH = 100_000
+MAX_UNET_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class OutputConfig:
     threads: int | None = None
     format: str = "compact"
     allow_download: bool = False
+    allow_code_change: bool = False
+    default_store: bool = False      # results is the cache's store for this configuration and code
 
 
 @dataclass(frozen=True)
@@ -247,6 +254,12 @@ def _output_options(parser: argparse.ArgumentParser, spec: TableSpec, shown) -> 
         o.add_argument("--results", metavar="PATH", help="per-chunk results store, written atomically after every chunk")
         o.add_argument("--resume", action="store_true", help="continue the --results store of an interrupted run")
         o.add_argument("--overwrite", action="store_true", help="replace an existing --results store")
+        o.add_argument("--allow-code-change", action="store_true",
+                       help="--resume a store written by other code or library versions (refused otherwise; the "
+                            "change is recorded in the store)")
+        o.add_argument("--no-store", action="store_true",
+                       help="keep no results store (default without --results: one per configuration and code in "
+                            "the cache folder, so rerunning a killed command resumes it)")
     o.add_argument("--json", metavar="PATH", help="write the configuration, rows and all measurements as JSON")
     if spec.tabular:
         o.add_argument("--csv", metavar="PATH", help="write the table rows as CSV")
@@ -263,8 +276,9 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     g = lambda name: getattr(args, name, None)
     if g("t_star") is not None and not 0 <= args.t_star <= 1000:
         parser.error(f"--t-star must be in [0, 1000] (the diffusion's steps), got {args.t_star}")
-    if g("toy_sigma") is not None and not (math.isfinite(args.toy_sigma) and args.toy_sigma > 0):
-        parser.error(f"--toy-sigma must be a finite positive number, got {args.toy_sigma}")
+    if g("toy_sigma") is not None and not (math.isfinite(args.toy_sigma) and 0 < args.toy_sigma <= MAX_TOY_SIGMA):
+        parser.error(f"--toy-sigma must be in (0, {MAX_TOY_SIGMA}] (images live in [0, 1]; a larger sigma leaves "
+                     f"only noise), got {args.toy_sigma}")
     if g("mixed_precision") and args.device == "cpu":
         parser.error("--mixed-precision is CUDA-only; drop it or use --device cuda")
     linf = getattr(args, "norm", "linf") == "linf"
@@ -282,6 +296,12 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"--threads must be at most {MAX_THREADS}, got {args.threads} (this machine has {os.cpu_count()} CPUs)")
     if g("fresh_evals") is not None and args.fresh_evals > MAX_FRESH_EVALS:
         parser.error(f"--fresh-evals must be at most {MAX_FRESH_EVALS}, got {args.fresh_evals}")
+    for name, most, why in (("eot", MAX_EOT, "the paper uses 15"), ("steps", MAX_STEPS, "PGD converges in tens"),
+                            ("batch_size", MAX_BATCH, "a chunk is the unit of resume")):
+        if g(name) is not None and getattr(args, name) > most:
+            parser.error(f"--{name.replace('_', '-')} must be at most {most} ({why}), got {getattr(args, name)}")
+    if g("unet_batch") is not None:
+        _check_unet_batch(parser, args.unet_batch, args.dataset)
     if g("step_size") is not None and not (math.isfinite(args.step_size) and args.step_size > 0):
         parser.error(f"--step-size must be a finite positive number, got {args.step_size}")
     if not 0 <= args.seed <= MAX_SEED:
@@ -309,6 +329,23 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         if name not in PURIFIERS:
             parser.error(f"unknown purifier {name!r}; choose from {', '.join(PURIFIERS)}")
     _check_device(parser, args.device)
+
+
+def _check_unet_batch(parser: argparse.ArgumentParser, rows: int, dataset: str) -> None:
+    """--unet-batch pads every UNet call to `rows` rows: refuse, with the memory it would take, a value whose
+    zero-padded input alone does not fit in half of this machine's memory (or above MAX_UNET_BATCH)."""
+    channels, side = {"digits": (1, 16), "cifar10": (3, 32), "imagenet": (3, 256)}.get(dataset, (3, 256))
+    per_row = channels * side * side * 4
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 64 << 30
+    most = max(1, min(MAX_UNET_BATCH, memory // 2 // per_row))
+    if rows > most:
+        parser.error(f"--unet-batch {rows} pads every UNet call to {rows} rows: {rows * per_row / 1e9:.1f} GB for "
+                     f"the input alone ({channels}x{side}x{side} float32 per row; the UNet's activations take many "
+                     f"times more) on a machine with {memory / 1e9:.0f} GB; use at most {most}, e.g. the rows one "
+                     "call needs (--batch-size, or --batch-size x --eot under BPDA-EOT)")
 
 
 def _check_device(parser: argparse.ArgumentParser, name: str) -> None:
@@ -343,10 +380,14 @@ def parse(spec: TableSpec, argv: list[str] | None = None,
     own = check(parser, args) if check is not None else {}
     from empirical.harness import store
     try:
+        default = spec.attacks and not getattr(args, "dry_run", False) and store.use_default_store(
+            args, spec.table, from_namespace(spec.table, args, own).digest_view(), spec.prog)
         store.check_outputs(args)
     except ValueError as err:
         parser.error(str(err))
-    return from_namespace(spec.table, args, own)
+    config = from_namespace(spec.table, args, own)
+    return dataclasses.replace(config, output=dataclasses.replace(
+        config.output, allow_code_change=bool(getattr(args, "allow_code_change", False)), default_store=default))
 
 
 def from_namespace(table: str, args: argparse.Namespace, own: dict | None = None) -> Config:

@@ -110,23 +110,53 @@ def jsonable(row: dict) -> dict:
 
 
 def write_outputs(config, result: dict, rows: list[dict] | None = None, columns=None) -> None:
-    """--json (the whole result, with the configuration) and --csv (the rows), each written atomically."""
+    """--json (the whole result, with the configuration and the code and library versions that produced it)
+    and --csv (the rows), each written atomically ("-" or /dev/stdout: after the table on stdout)."""
+    from empirical.identity import code_summary, source_identity
     out = config.output
     if out.json:
-        atomic_write_json(out.json, {"config": config.to_dict(), **result})
+        atomic_write_json(out.json, {"config": config.to_dict(), "code": code_summary(source_identity()), **result})
     if out.csv and rows is not None:
         write_csv(out.csv, rows, columns)
 
 
+class Interrupted(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that atomic writes clean up and nothing catches it."""
+
+
 def run_main(main: Callable[[], Any], prog: str) -> Any:
     """Run an entry point's body; a user's mistake found after parsing (a missing file, a store that does
-    not match) becomes one line on stderr and exit status 2, never a traceback."""
-    from empirical.harness.store import StoreError
+    not match) becomes one line on stderr and exit status 2, never a traceback. SIGINT / SIGTERM stop the
+    run with one line naming the results store that keeps every finished chunk (exit status 130 / 143)."""
+    import signal
+    import threading
+
+    from empirical.harness.store import StoreError, active_paths
+
+    def terminate(signum, frame):
+        raise Interrupted()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main_thread else None
     try:
         return main()
-    except (StoreError, FileNotFoundError, PermissionError, ValueError, ImportError) as err:
+    except StoreError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2)
+    except (FileNotFoundError, PermissionError, ValueError, ImportError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"{prog}: error: {first}", file=sys.stderr)
+        raise SystemExit(2)
+    except (KeyboardInterrupt, Interrupted) as err:
+        stores = active_paths()
+        kept = (f"finished chunks are saved in {', '.join(stores)}: rerun the same command (with --resume "
+                "when you gave --results) to continue" if stores else "no results store was open, so nothing was saved")
+        print(f"{prog}: interrupted by {'SIGTERM' if isinstance(err, Interrupted) else 'SIGINT'}; {kept}",
+              file=sys.stderr)
+        raise SystemExit(143 if isinstance(err, Interrupted) else 130)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class Timer:

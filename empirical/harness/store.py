@@ -94,6 +94,33 @@ def check_outputs(args: Any) -> None:
                           bool(getattr(args, "allow_code_change", False)))
 
 
+def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> bool:
+    """Without --results (and without --no-store) a run keeps its store in the cache folder, named by the
+    digest of its configuration and of the code, and resumes it when it exists: rerunning a killed command
+    continues it, and another configuration or other code never touches it. Sets args.results / resume /
+    overwrite and prints the path on stderr; True when the default store is used."""
+    import sys
+
+    from empirical import identity
+    if getattr(args, "results", None) or getattr(args, "no_store", False):
+        return False
+    key = digest({"config": digest_view, "code": identity.source_identity()["source_sha256"]})
+    folder = identity.cache_dir() / "stores"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"{prog}: note: no results store (cannot create {folder}: {err.strerror}); set "
+              f"{identity.CACHE_ENV} to a writable folder to keep one", file=sys.stderr)
+        return False
+    path = folder / f"{table}-{key}.json"
+    exists = path.exists()
+    args.results, args.resume = str(path), exists and not getattr(args, "overwrite", False)
+    args.overwrite = exists and not args.resume
+    print(f"results store: {path} ({'resuming it' if args.resume else 'new'}; the same command resumes it after "
+          "a kill; --no-store keeps none)", file=sys.stderr, flush=True)
+    return True
+
+
 def _check_store_path(results: str, resume: bool, overwrite: bool, allow_code_change: bool) -> None:
     files = _store_files(results)
     if resume and not files:
