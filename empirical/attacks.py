@@ -57,6 +57,11 @@ class AttackResult:
     eot_effective: purifications per gradient (1 under replay or a deterministic purifier).
     broken_any, broken_final (only with ``any_iterate=True``, else None): RULE_DIFFPURE's per-sample verdict
     over all iterates, and the same rule applied to the final iterate alone (broken_final implies broken_any).
+    start_correct: whether the first gradient pass (iterate 0, under the attack's first noise draw) classified
+    each sample correctly; under replay without a random start this is the clean replay verdict, so a table
+    need not purify the clean input again (None when steps = 0).
+    final_judged: False when ``final_judge=False`` skipped the last judgement (then the final loss and
+    fooled_rate are not measured: nan).
     """
 
     x_adv: torch.Tensor
@@ -67,6 +72,8 @@ class AttackResult:
     eot_effective: int
     broken_any: torch.Tensor | None = None
     broken_final: torch.Tensor | None = None
+    start_correct: torch.Tensor | None = None
+    final_judged: bool = True
 
 
 @dataclass
@@ -263,7 +270,8 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
         random_start: bool = False, generator: torch.Generator | None = None, keep: str = "final",
         select_draws: int = 1, checkpoint: bool = True, any_iterate: bool = False,
         judge_noise: NoiseSource | None = None, judge_draws: int = DIFFPURE_JUDGE_DRAWS,
-        confirm_draws: int = DIFFPURE_CONFIRM_DRAWS, on_step: Callable[[], None] | None = None) -> AttackResult:
+        confirm_draws: int = DIFFPURE_CONFIRM_DRAWS, on_step: Callable[[], None] | None = None,
+        final_judge: bool = True) -> AttackResult:
     """PGD (l_inf sign steps or l2 normalised steps) on CE(F(P(x)), y) within the eps-ball and [0, 1].
 
     eot=k averages the gradient over k purifications. Under a replay source (or a deterministic purifier)
@@ -275,7 +283,11 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
     start included, judged with ``judge_noise`` (a source of its own, so the attack's draws and numbers are
     those of any_iterate=False); with a deterministic purifier it is "misclassified at some iterate".
     on_step() is called after every step (a progress bar that moves per attack step).
+    final_judge=False (keep="final" only) skips the purification that judges the final iterate, for callers
+    that evaluate x_adv on draws of their own; the attack's draws up to then are unchanged.
     """
+    if not final_judge and keep != "final":
+        raise ValueError("final_judge=False needs keep='final' (keep='best' judges the final iterate to choose)")
     fresh = _validate_pgd(purifier, x, y, eps, norm, steps, step_size, gradient, eot, noise, random_start,
                           generator, keep, select_draws)
     _validate_judge(purifier, any_iterate, judge_noise, judge_draws, confirm_draws)
@@ -287,11 +299,14 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
     history = []
     best_x, best_f, best_l = x_adv.clone(), None, None
     best_step = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    start_correct = None
     with _eval_mode(classifier):
         for s in range(steps):
             if judge is not None:
                 judge.observe(x_adv)
             grad, loss, first = _eot_grad(classifier, purifier, x_adv, y, noise, gradient, k, checkpoint)
+            if s == 0:
+                start_correct = first.logits.argmax(1) == y
             history.append(loss)
             if keep == "best":
                 if fresh:
@@ -306,7 +321,10 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
             x_adv = project(x_adv + step_size * _ascent(grad, norm), x, eps, norm)
             if on_step is not None:
                 on_step()
-        f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws_best)
+        if final_judge:
+            f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws_best)
+        else:
+            f = lo = torch.full((x.shape[0],), float("nan"), device=x.device)
         if judge is not None:
             judge.observe(x_adv, final=True)
     history.append(lo)
@@ -320,7 +338,8 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
         best_step.fill_(steps)
     return AttackResult(x_adv=x_adv, loss=lo, fooled_rate=f, best_step=best_step, loss_history=torch.stack(history),
                         eot_effective=k, broken_any=None if judge is None else judge.broken,
-                        broken_final=None if judge is None else judge.final)
+                        broken_final=None if judge is None else judge.final, start_correct=start_correct,
+                        final_judged=final_judge)
 
 
 def bpda(classifier, purifier, x: torch.Tensor, y: torch.Tensor, **kw) -> AttackResult:

@@ -16,8 +16,9 @@ import torch
 from empirical import attacks
 from empirical.noise import BatchReplayNoise, SampleFreshNoise, SampleReplayNoise
 
+PREDICT_DRAWS = 16     # purifications per measured sample of the toy prediction (PredictSettings 10 + 6)
 PURPOSES = ("replay", "clean", "bpda", "eot", "bpda_eval", "eot_eval", "transfer", "predict", "directions",
-            "predict_fit", "predict_eval", "predict_dirs", "judge")
+            "predict_fit", "predict_eval", "predict_dirs", "judge", "replicate")
 ESTIMANDS = tuple(attacks.ESTIMANDS)     # the evaluation rules attacks.py defines
 
 
@@ -55,17 +56,26 @@ class Protocol:
         """The PGD budget every attack of the table uses (one place, not spelled out per call)."""
         return dict(eps=self.eps, norm=self.norm, steps=self.steps, step_size=self.step_size)
 
-    def phases(self, attacked: bool, n_eot: int, stochastic: bool, predict: bool) -> int:
-        """How many times run_chunk calls its `tick` for such a chunk (for a progress bar that moves)."""
+    def purifications(self, n: int, n_eot: int, stochastic: bool, predict: bool, attacked: bool = True) -> int:
+        """Image-purifications run_chunk performs on a chunk of n samples (n_eot of them with BPDA-EOT): the
+        work its `tick` reports, so a progress bar can show it and weight its ETA by it. Exact but for three
+        data-dependent parts: the replay attack's re-judgement of its best iterates is counted as if it always
+        runs and the toy prediction as if min(n, predict_samples) samples were fooled (upper bounds); the
+        any-iterate estimand's confirmations of a break are not counted."""
         fresh = stochastic and self.fresh_cells
-        n = 1 + fresh
+        r, s = self.fresh_evals, self.steps
+        total = n * (fresh * r + (not attacked or s == 0))
         if not attacked:
-            return n
-        attack = self.steps + 1                    # one tick per PGD step, one for the evaluation after it
-        n += attack + fresh * (1 + attack) + (1 + fresh) * attack * (n_eot > 0) + (predict and fresh)
-        if fresh and self.estimand == "any_iterate_averaged":
-            n += attack * (1 + (n_eot > 0))
-        return n
+            return total
+        total += n * (s + 2)                                          # replay attack, final judge, re-judge
+        if fresh:
+            total += n * (r + s + r)                                  # transfer, fresh attack, its evaluation
+            total += n_eot * (self.eot * s + r)                       # fresh EOT attack and its evaluation
+            if self.estimand == "any_iterate_averaged":
+                total += (n + n_eot) * ((s + 1) * self.judge_draws + 1)   # judging every iterate, final judge
+            if predict:
+                total += min(n, self.predict_samples) * (1 + PREDICT_DRAWS)
+        return total
 
 
 def derived_seed(seed: int, *parts: int | str) -> int:
@@ -91,13 +101,42 @@ def _bools(result: attacks.EvalResult) -> list:
     return result.correct.cpu().tolist()
 
 
+class _Counting:
+    """A purifier that reports every purification (the images purified) to `tick`; everything else is the
+    wrapped purifier's, so numbers are unchanged."""
+
+    def __init__(self, purifier, tick: Callable[[int], None]):
+        self._purifier, self._tick = purifier, tick
+
+    def __getattr__(self, name: str):
+        return getattr(self._purifier, name)
+
+    def __call__(self, x: torch.Tensor, noise=None) -> torch.Tensor:
+        out = self._purifier(x, noise)
+        self._tick(int(x.shape[0]))
+        return out
+
+    def differentiable(self, x: torch.Tensor, noise=None, **kw) -> torch.Tensor:
+        out = self._purifier.differentiable(x, noise, **kw)
+        self._tick(int(x.shape[0]))
+        return out
+
+
 def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk: int,
               protocol: Protocol, eot_mask: torch.Tensor, predict: bool = True,
-              clean_only: bool = False, tick: Callable[[], None] = lambda: None) -> dict:
+              clean_only: bool = False, tick: Callable[[int], None] = lambda n=1: None) -> dict:
     """All cells of the table for one chunk; returns a JSON-able record of per-sample outcomes.
-    `tick()` is called after each phase (Protocol.phases counts them)."""
+
+    Each purified image is computed once and shared by the cells that need it: the clean replay cell is
+    iterate 0 of the replay attack (no random start, the same replayed draw); the BPDA replay cell is the
+    replay attack's own verdict (under replay the evaluation is deterministic); the BPDA-EOT replay cell is
+    the BPDA replay cell on the EOT samples (under replay every EOT draw is the replayed one, so BPDA-EOT is
+    BPDA, as the paper observes in Sec. 5.1); the fresh attacks skip their final single-draw judgement
+    (their cells are R fresh evaluations of their own); under the any-iterate estimand one fresh attack gives
+    both rules. `tick(n)` is called with the images of every purification (Protocol.purifications counts them).
+    """
     p = protocol
-    common = {**p.attack_kwargs, "on_step": tick}
+    purifier = _Counting(purifier, tick)
     record: dict = {"ids": ids.tolist(), "eot_ids": ids[eot_mask].tolist()}
 
     def fresh_eval(x_eval, y_eval, ids_eval, purpose):
@@ -108,62 +147,46 @@ def run_chunk(classifier, purifier, x: torch.Tensor, y: torch.Tensor, ids: torch
 
     fresh_cells = getattr(purifier, "stochastic", True) and p.fresh_cells
     fixed = replay_source(p, ids, chunk)
-    record["clean_replay"] = _bools(attacks.evaluate(classifier, purifier, x, y, mode="replay", noise=fixed))
-    tick()
+    if clean_only or p.steps == 0:
+        record["clean_replay"] = _bools(attacks.evaluate(classifier, purifier, x, y, mode="replay", noise=fixed))
     if fresh_cells:
         record["clean_fresh"] = fresh_eval(x, y, ids, "clean")
-        tick()
     if clean_only:
         return record
-    adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", **common)
-    record["bpda_replay"] = _bools(attacks.evaluate(classifier, purifier, adv.x_adv, y, mode="replay", noise=fixed))
-    tick()
+    adv = attacks.bpda(classifier, purifier, x, y, noise=fixed, keep="best", **p.attack_kwargs)
+    if p.steps > 0:
+        record["clean_replay"] = [adv.start_correct.cpu().tolist()]
+    record["bpda_replay"] = [(adv.fooled_rate == 0).cpu().tolist()]
+    if eot_mask.any():
+        record["eot_replay"] = [[c for c, m in zip(record["bpda_replay"][0], eot_mask.tolist()) if m]]
     if fresh_cells:
         record["bpda_replay_tested_fresh"] = fresh_eval(adv.x_adv, y, ids, "transfer")
-        tick()
-        adv_fresh = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk),
-                                 keep="final", **common)
-        record["bpda_fresh"] = fresh_eval(adv_fresh.x_adv, y, ids, "bpda_eval")
-        tick()
-    if eot_mask.any():
-        xe, ye, ie = x[eot_mask], y[eot_mask], ids[eot_mask]
-        fixed_e = fixed.subset(eot_mask.nonzero().flatten())
-        adv_e = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot, noise=fixed_e, keep="best", **common)
-        record["eot_replay"] = _bools(attacks.evaluate(classifier, purifier, adv_e.x_adv, ye, mode="replay", noise=fixed_e))
-        tick()
-        if fresh_cells:
-            adv_ef = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot,
-                                      noise=fresh_source(p, ie, "eot", chunk), keep="final", **common)
-            record["eot_fresh"] = fresh_eval(adv_ef.x_adv, ye, ie, "eot_eval")
-            tick()
-    if fresh_cells and p.estimand == "any_iterate_averaged":
-        record.update(_diffpure_rule(classifier, purifier, x, y, ids, eot_mask, chunk, p, tick))
+        record.update(_fresh_attacks(classifier, purifier, x, y, ids, eot_mask, chunk, p, fresh_eval))
     if predict and fresh_cells:
         from empirical.predict import PredictSettings, predict_chunk
         record["prediction"] = predict_chunk(classifier, purifier, adv.x_adv, y, ids, fixed,
                                              lambda purpose, sub: fresh_source(p, sub, purpose, chunk),
                                              record["bpda_replay"][0], record["clean_replay"][0],
                                              PredictSettings(samples=p.predict_samples))
-        tick()
     return record
 
 
-def _diffpure_rule(classifier, purifier, x, y, ids, eot_mask, chunk: int, p: Protocol, tick) -> dict:
-    """The no-fix BPDA and BPDA-EOT cells under DiffPure's own estimand (attacks.RULE_DIFFPURE): a sample is
-    broken if any iterate is misclassified on logits averaged over judge_draws fresh purifications (confirmed
-    on confirm_draws). Same attack noise streams as the single-draw cells; separate judging draws."""
-    rule = dict(any_iterate=True, judge_draws=p.judge_draws, confirm_draws=p.confirm_draws, on_step=tick)
+def _fresh_attacks(classifier, purifier, x, y, ids, eot_mask, chunk: int, p: Protocol, fresh_eval) -> dict:
+    """The no-fix BPDA and BPDA-EOT cells: attacks under fresh noise, each final iterate evaluated on R fresh
+    draws (RULE_SINGLE_DRAW). Under the any-iterate estimand the same attacks also record DiffPure's rule
+    (attacks.RULE_DIFFPURE) on judging draws of their own, so the attack's draws are those of the
+    single-draw run and no attack runs twice."""
+    anyit = p.estimand == "any_iterate_averaged"
     out = {}
-    adv = attacks.bpda(classifier, purifier, x, y, noise=fresh_source(p, ids, "bpda", chunk), keep="final",
-                       judge_noise=fresh_source(p, ids, "judge", chunk), **rule, **p.attack_kwargs)
-    out["bpda_fresh_any"] = (~adv.broken_any).tolist()
-    tick()
-    if eot_mask.any():
-        xe, ye, ie = x[eot_mask], y[eot_mask], ids[eot_mask]
-        adv = attacks.bpda_eot(classifier, purifier, xe, ye, eot=p.eot, noise=fresh_source(p, ie, "eot", chunk),
-                               keep="final", judge_noise=fresh_source(p, ie, "judge", chunk), **rule,
-                               **p.attack_kwargs)
-        out["eot_fresh_any"] = (~adv.broken_any).tolist()
-        tick()
+    for cell, mask in (("bpda", None), ("eot", eot_mask)):
+        if mask is not None and not bool(mask.any()):
+            continue
+        xs, ys, si = (x, y, ids) if mask is None else (x[mask], y[mask], ids[mask])
+        rule = dict(any_iterate=True, judge_noise=fresh_source(p, si, "judge", chunk), judge_draws=p.judge_draws,
+                    confirm_draws=p.confirm_draws) if anyit else dict(final_judge=False)
+        adv = attacks.pgd(classifier, purifier, xs, ys, gradient="bpda", eot=1 if mask is None else p.eot,
+                          noise=fresh_source(p, si, cell, chunk), keep="final", **rule, **p.attack_kwargs)
+        out[f"{cell}_fresh"] = fresh_eval(adv.x_adv, ys, si, f"{cell}_eval")
+        if anyit:
+            out[f"{cell}_fresh_any"] = (~adv.broken_any).tolist()
     return out
-

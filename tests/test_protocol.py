@@ -1,6 +1,7 @@
 import torch
 
-from empirical.protocol import Protocol, derived_seed, run_chunk
+from empirical import attacks
+from empirical.protocol import PREDICT_DRAWS, Protocol, derived_seed, replay_source, run_chunk
 from empirical.purifiers import make_purifier
 
 KEYS_STOCHASTIC = {"ids", "eot_ids", "clean_replay", "bpda_replay", "clean_fresh", "bpda_replay_tested_fresh",
@@ -58,15 +59,46 @@ def test_derived_seeds_differ_by_purpose_and_fit_63_bits():
     assert derived_seed(1, "replay") != derived_seed(0, "replay")
 
 
+def test_ticks_count_the_purifications_the_protocol_announces(unet, scheduler, images, cnn_classifier):
+    pur, y, ids = _setup(unet, scheduler, images)
+    p = Protocol(eps=0.1, steps=2, step_size=0.05, eot=3, fresh_evals=2, predict_samples=2)
+    mask = torch.tensor([True, False, True, False])
+    ticks = []
+    rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, mask, predict=True, tick=ticks.append)
+    announced = p.purifications(4, 2, True, True)
+    unread = (2 - len(rec["prediction"])) * (1 + PREDICT_DRAWS)      # fewer than 2 replay-fooled samples
+    rejudge = 4                                                       # runs unless the final iterates are best
+    assert announced - unread - rejudge <= sum(ticks) <= announced - unread
+
+
+def test_shared_cells_equal_separate_evaluations(unet, scheduler, images, cnn_classifier):
+    """The clean replay cell (iterate 0 of the replay attack), the BPDA replay cell (the attack's own verdict)
+    and the BPDA-EOT replay cell (BPDA's under replay) equal evaluating them on their own."""
+    pur, y, ids = _setup(unet, scheduler, images)
+    p = Protocol(eps=0.1, steps=2, step_size=0.05, eot=3, fresh_evals=1)
+    mask = torch.tensor([True, False, True, True])
+    rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, mask, predict=False)
+    fixed = replay_source(p, ids, 0)
+    clean = attacks.evaluate(cnn_classifier, pur, images, y, mode="replay", noise=fixed).correct.tolist()
+    adv = attacks.bpda(cnn_classifier, pur, images, y, noise=fixed, keep="best", **p.attack_kwargs)
+    bpda = attacks.evaluate(cnn_classifier, pur, adv.x_adv, y, mode="replay", noise=fixed).correct.tolist()
+    eot = attacks.bpda_eot(cnn_classifier, pur, images[mask], y[mask], eot=3, noise=fixed.subset(mask.nonzero().flatten()),
+                           keep="best", **p.attack_kwargs)
+    assert rec["clean_replay"] == clean and rec["bpda_replay"] == bpda
+    assert rec["eot_replay"] == [[c for c, m in zip(bpda[0], mask.tolist()) if m]]
+    assert torch.equal(eot.fooled_rate == 0, torch.tensor(rec["eot_replay"][0]))
+
+
 def test_diffpure_estimand_adds_any_iterate_cells_and_ticks_every_phase(unet, scheduler, images, cnn_classifier):
     pur, y, ids = _setup(unet, scheduler, images)
     p = Protocol(eps=0.1, steps=1, step_size=0.05, eot=2, fresh_evals=1, estimand="any_iterate_averaged",
                  judge_draws=2, confirm_draws=2)
     mask = torch.tensor([True, True, False, False])
     ticks = []
-    rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, mask, predict=False, tick=lambda: ticks.append(1))
+    rec = run_chunk(cnn_classifier, pur, images, y, ids, 0, p, mask, predict=False, tick=ticks.append)
     assert len(rec["bpda_fresh_any"]) == 4 and len(rec["eot_fresh_any"]) == 2
-    assert len(ticks) == p.phases(True, 2, True, False)
+    confirmations = sum(ticks) - p.purifications(4, 2, True, False)
+    assert -4 <= confirmations <= 6 * 2 * p.confirm_draws    # the re-judge may not run; confirmations add
     # broken at any iterate includes broken at the final one: never more robust than the final iterate's
     # averaged-logit verdict, and a sample wrong on clean input is broken at the start
     assert all(isinstance(v, bool) for v in rec["bpda_fresh_any"])

@@ -1,8 +1,11 @@
 """The one runner: cells x chunks, the atomic per-chunk store, --resume, and torchrun sharding.
 
 A cell is one column block of a table (a purifier at one t*, say) with a function that measures one
-chunk of samples; a chunk is the unit of resume and of sharding. Chunks are dealt round-robin to ranks
-(`sharding.World.owns`); every rank stores its own chunks, and the main rank gathers all of them.
+chunk of samples; a (cell, chunk) pair is the unit of resume and of sharding. Pairs are dealt to ranks by
+their estimated cost, largest first, each to the least loaded rank (`assign`: the same plan on every rank,
+whatever the store already holds, so a resumed run with another rank count still covers every pair once);
+every rank stores its own pairs, and the main rank gathers all of them. Progress counts the work a cell
+reports (purifications, say) and weights its ETA by each unit's relative cost.
 """
 from __future__ import annotations
 
@@ -27,13 +30,27 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Cell:
-    """`measure(chunk, tick)` returns the chunk's JSON-able measurements; it calls `tick()` after each of
-    its `phases` phases so that the progress bar moves inside a chunk."""
+    """`measure(chunk, tick)` returns the chunk's JSON-able measurements; it calls `tick(n)` for every n
+    units of work done (`work(chunk)` units in all, each costing `weight`: e.g. purifications of a purifier
+    with `weight` network evaluations per image), so the progress bar moves inside a chunk and its ETA
+    follows the cost, not the count."""
 
     key: str
     label: str
-    measure: Callable[[Chunk, Callable[[], None]], dict]
-    phases: Callable[[Chunk], int] = lambda chunk: 1
+    measure: Callable[[Chunk, Callable[..., None]], dict]
+    work: Callable[[Chunk], int] = lambda chunk: 1
+    weight: float = 1.0
+    unit: str = "step"
+
+
+def assign(costs: list[float], ranks: int) -> list[int]:
+    """The rank of each task: longest-processing-time first onto the least loaded rank (ties to the lower
+    index), a deterministic plan within 4/3 of the best makespan."""
+    load, out = [0.0] * ranks, [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(ranks), key=lambda k: (load[k], k))
+        out[i], load[r] = r, load[r] + costs[i]
+    return out
 
 
 def plan_chunks(ids: list[int], n_attacked: int, batch_size: int) -> list[Chunk]:
@@ -52,22 +69,48 @@ def run_cells(cells: list[Cell], chunks: list[Chunk], store: ResultStore, world:
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
         raise ValueError(f"cell keys must be unique, got {keys}")
-    todo = [(cell, chunk) for cell in cells for chunk in chunks
-            if world.owns(chunk.index) and not store.has(f"{cell.key}/{chunk.index}")]
-    total = sum(cell.phases(chunk) for cell, chunk in todo)
-    local: dict[str, dict] = {}
-    with tqdm(total=total, disable=quiet or not world.is_main or total == 0, file=sys.stderr, unit="phase",
-              dynamic_ncols=True) as bar:
+    pairs = [(cell, chunk) for cell in cells for chunk in chunks]
+    owner = assign([cell.work(chunk) * cell.weight for cell, chunk in pairs], world.size)
+    mine = [pair for pair, rank in zip(pairs, owner) if rank == world.rank]
+    todo = [(cell, chunk) for cell, chunk in mine if not store.has(f"{cell.key}/{chunk.index}")]
+    with Progress(todo, quiet or not world.is_main) as progress:
         for cell, chunk in todo:
-            bar.set_description(f"{cell.label} chunk {chunk.index + 1}/{len(chunks)}")
-            data = cell.measure(chunk, lambda: bar.update(1))
+            progress.start(cell, chunk, len(chunks))
+            data = cell.measure(chunk, progress.tick)
             store.put(f"{cell.key}/{chunk.index}", list(chunk.ids), data)
-    for cell in cells:
-        for chunk in chunks:
-            if world.owns(chunk.index):
-                key = f"{cell.key}/{chunk.index}"
-                local[key] = store.get(key, list(chunk.ids))
+    local = {f"{cell.key}/{chunk.index}": store.get(f"{cell.key}/{chunk.index}", list(chunk.ids))
+             for cell, chunk in mine}
     merged = {k: v for part in gather(local, world) for k, v in part.items()}
     if not world.is_main:
         return {}
     return {cell.key: [merged[f"{cell.key}/{chunk.index}"] for chunk in chunks] for cell in cells}
+
+
+class Progress:
+    """One tqdm bar on stderr over the cost of the pairs to do: it advances by work x weight, so its ETA
+    weights every unit by its cost, and shows the work itself (e.g. "1,234/9,000 purifications")."""
+
+    def __init__(self, todo: list[tuple[Cell, Chunk]], disable: bool):
+        self.total_work = sum(cell.work(chunk) for cell, chunk in todo)
+        total = sum(cell.work(chunk) * cell.weight for cell, chunk in todo)
+        units = {cell.unit for cell, _ in todo}
+        self.unit = (next(iter(units)) if len(units) == 1 else "unit") + "s"
+        self.done, self.weight = 0, 1.0
+        self.bar = tqdm(total=total, disable=disable or total == 0, file=sys.stderr, dynamic_ncols=True, smoothing=0,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+        self.label = ""
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+    def start(self, cell: Cell, chunk: Chunk, n_chunks: int) -> None:
+        self.weight, self.label = cell.weight, f"{cell.label} chunk {chunk.index + 1}/{n_chunks}"
+        self.tick(0)
+
+    def tick(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.set_description(f"{self.label}, {self.done:,}/{self.total_work:,} {self.unit}", refresh=False)
+        self.bar.update(n * self.weight)

@@ -19,20 +19,28 @@ from empirical.harness.store import ResultStore
 from empirical.protocol import Protocol, run_chunk
 
 
+def evaluations_per_image(purifier) -> int:
+    """Network evaluations per purified and classified image: the reverse chain's UNet calls (its timestep
+    grid) plus the classifier; 1 for a purifier without a network. The progress bar's cost weight."""
+    return len(getattr(purifier, "grid", ()) or ()) + 1
+
+
 def protocol_cell(spec: PurifierSpec, setup: Setup, protocol: Protocol, key: str, predict: bool) -> Cell:
     """One purifier's column block: run_chunk on each chunk (attacked chunks get the attacks)."""
-    def measure(chunk: Chunk, tick: Callable[[], None]) -> dict:
+    def measure(chunk: Chunk, tick: Callable[[int], None]) -> dict:
         ids = torch.tensor(chunk.ids, dtype=setup.ids.dtype)
         x, y = setup.batch(ids)
         eot_mask = torch.tensor([int(i) in setup.eot_ids for i in chunk.ids], dtype=torch.bool)
         return run_chunk(spec.classifier, spec.purifier, x, y, ids, chunk.index, protocol, eot_mask,
                          predict=chunk.attacked and predict, clean_only=not chunk.attacked, tick=tick)
 
-    def phases(chunk: Chunk) -> int:
+    def work(chunk: Chunk) -> int:
         n_eot = sum(int(i) in setup.eot_ids for i in chunk.ids)
-        return protocol.phases(chunk.attacked, n_eot, spec.stochastic, predict)
+        return protocol.purifications(len(chunk.ids), n_eot, spec.stochastic, predict and chunk.attacked,
+                                      chunk.attacked)
 
-    return Cell(key, f"{spec.method} t*={spec.t_star_text}", measure, phases)
+    return Cell(key, f"{spec.method} t*={spec.t_star_text}", measure, work,
+                float(evaluations_per_image(spec.purifier)), "purification")
 
 
 def open_store(config: Config, resolved: dict, world: World) -> ResultStore:
