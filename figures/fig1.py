@@ -4,7 +4,7 @@
 it, purified under one and the same noise. Shown: Pearson correlation matrices of the purified directions
 P(.) - x0 for the first image, per purifier; the JSON holds the off-diagonal summary for every image.
 
-python -m figures.fig1  ->  figures/fig1.png and .pdf (+ --json)
+python -m figures.fig1  ->  figures/fig1.png and .pdf (+ --json); --from-json PATH redraws from such a JSON
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from empirical.harness import report  # noqa: E402
 from empirical.harness.setup import load_setup  # noqa: E402
 from empirical.noise import SampleReplayNoise  # noqa: E402
 from empirical.trajectories import ball_different_states_same_noise, same_state_different_noise  # noqa: E402
+from figures import stored  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # About 1.5 minutes on one thread: 3 purifiers x 4 images x 2 x 24 purifications at t* = 100.
@@ -97,19 +98,38 @@ def run_study(setup, k: int, radius: float, seed: int, quiet: bool) -> dict:
     return out
 
 
-def plot(results: dict, path: Path, k: int, radius: float, t_star, dataset: str) -> list[str]:
+PARTS = (("a", "same state, different noise", "noise draw"), ("b", "l2 ball r={radius:g}, same noise", "initial state"))
+
+
+def draw(results: dict, k: int, radius: float, t_star, dataset: str):
+    """Per purifier (columns) the correlation matrices of (a) and (b) (rows) for the first image."""
+    results = stored.in_order(results)
     methods = list(results)
-    fig, axes = plt.subplots(2, len(methods), figsize=(3.9 * len(methods), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.0 * len(methods) + 1.2, 8.6), squeeze=False)
+    fig.subplots_adjust(wspace=0.3, hspace=0.5, top=0.84)
     for j, method in enumerate(methods):
-        for i, (part, title) in enumerate((("a", "same state, different noise"),
-                                           ("b", f"l2 ball r={radius:g}, same noise"))):
-            r = results[method][part]
-            im = axes[i, j].imshow(np.array(r["matrix_first"]), vmin=-1, vmax=1, cmap="RdBu_r")
-            axes[i, j].set_title(f"({part}) {method}: {title}\nmean off-diag {np.mean(r['mean_offdiag']):.3f}, "
-                                 f"min {np.min(r['min_offdiag']):.3f}", fontsize=7)
-            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="correlation")
-    fig.suptitle(f"Fig. 1 ({dataset}, t*={t_star}): correlations of {k} purified directions P(.) - x0", fontsize=9)
+        for i, (part, title, unit) in enumerate(PARTS):
+            r, ax = results[method][part], axes[i, j]
+            im = ax.imshow(np.array(r["matrix_first"]), vmin=-1, vmax=1, cmap="RdBu_r")
+            ax.set_title(f"({part}) {method}\n{title.format(radius=radius)}\nmean off-diagonal "
+                         f"{np.mean(r['mean_offdiag']):.3f}, min {np.min(r['min_offdiag']):.3f}", fontsize=10)
+            ticks = [0, k - 1]
+            ax.set_xticks(ticks, [str(t + 1) for t in ticks], fontsize=9)
+            ax.set_yticks(ticks, [str(t + 1) for t in ticks], fontsize=9)
+            ax.set_xlabel(f"{unit} j (of {k})", fontsize=10)
+            if j == 0:
+                ax.set_ylabel(f"{unit} i", fontsize=10)
+    bar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
+    bar.set_label("Pearson correlation of P(.) - x0", fontsize=10)
+    bar.ax.tick_params(labelsize=9)
+    fig.suptitle(f"Fig. 1 ({dataset}, t*={t_star}): correlations of {k} purified directions P(.) - x0, "
+                 "first test image", fontsize=11)
+    return fig
+
+
+def plot(results: dict, path: Path, k: int, radius: float, t_star, dataset: str) -> list[str]:
+    """Fig. 1 (see draw) as PNG and PDF."""
+    fig = draw(results, k, radius, t_star, dataset)
     paths = report.save_figure(fig, str(path))
     plt.close(fig)
     return paths
@@ -122,41 +142,62 @@ def _extra(parser) -> None:
     parser.add_argument("--radii", type=float, nargs="+",
                         help="also sweep (b) over these radii and report the correlation against radius / the "
                              "purified-output spread (figure beside --png, suffix _radius)")
+    stored.add_option(parser, "figures.fig1")
 
 
 def _check(parser, args) -> dict:
     if args.k < 2 or not args.radius > 0 or any(not r > 0 for r in args.radii or ()):
         parser.error("--k must be >= 2 and --radius / --radii > 0")
-    return {"k": args.k, "radius": args.radius, "radii": args.radii}
+    stored.check(parser, args.from_json, "results", "figures.fig1")
+    return {"k": args.k, "radius": args.radius, "radii": args.radii, "from_json": args.from_json}
 
 
 def main(argv: list[str] | None = None) -> dict:
     return report.launch(SPEC, run, argv, _extra, _check)
 
 
-def run(config: cfg.Config) -> dict:
-    timer = report.Timer()
+def measure(config: cfg.Config) -> dict:
+    """Run the (a) / (b) study and, with --radii, the radius sweep: the figure's data and its settings."""
     k, radius, t_star = config.option("k"), config.option("radius"), config.purifier.t_star
     setup = load_setup(config)
     report.status(f"Fig. 1 on {config.data.dataset}: {setup.n_samples} images, K={k}, t*={t_star}, l2 radius "
                   f"{radius} (paper: CIFAR-10; K and the radius are not given there)", config)
     results = run_study(setup, k, radius, config.run.seed, config.output.quiet)
-    paths = plot(results, Path(config.output.png), k, radius, t_star, config.data.dataset)
+    sweep = None
+    if config.option("radii"):
+        sweep = radius_sweep(setup, k, config.option("radii"), config.run.seed, config.output.quiet)
+    return {"results": results, "radius_sweep": sweep, "n_images": setup.n_samples, "k": k, "radius": radius,
+            "t_star": t_star, "dataset": config.data.dataset}
+
+
+def recall(path: str) -> dict:
+    """The figure's data and settings from a stored --json output."""
+    result, config = stored.read(path)
+    return {"results": result["results"], "radius_sweep": result.get("radius_sweep"),
+            "n_images": result["n_images"], "k": config["extra"]["k"], "radius": config["extra"]["radius"],
+            "t_star": config["purifier"]["t_star"], "dataset": config["data"]["dataset"]}
+
+
+def run(config: cfg.Config) -> dict:
+    timer = report.Timer()
+    source = config.option("from_json")
+    data = recall(source) if source else measure(config)
+    results, sweep = data["results"], data["radius_sweep"]
+    paths = plot(results, Path(config.output.png), data["k"], data["radius"], data["t_star"], data["dataset"])
     for method, r in results.items():
         print(f"{method:>13}: (a) mean off-diagonal correlation {np.mean(r['a']['mean_offdiag']):.4f} "
               f"(min {np.min(r['a']['min_offdiag']):.4f}); (b) min {np.min(r['b']['min_offdiag']):.4f}, "
               f"mean {np.mean(r['b']['mean_offdiag']):.4f}")
     print("paper (CIFAR-10): (a) different but positively correlated directions; (b) correlation > 0.99")
-    sweep = None
-    if config.option("radii"):
-        sweep = radius_sweep(setup, k, config.option("radii"), config.run.seed, config.output.quiet)
+    if sweep:
         for method, sw in sweep.items():
             print(f"{method:>13}: purified-output spread {sw['spread']:.3f}; (b) by radius / spread: " + ", ".join(
                 f"{_ratio(row)}: mean {row['mean']:.3f} min {row['min']:.3f}" for row in sw["rows"]))
         png = Path(config.output.png)
         paths += plot_radius_sweep(sweep, png.with_name(png.stem + "_radius" + png.suffix))
     report.status(f"wrote {', '.join(paths)}; wall time {timer.elapsed:.0f} s", config)
-    result = {"results": results, "radius_sweep": sweep, "n_images": setup.n_samples, "elapsed_s": timer.elapsed, "png": config.output.png}
+    result = {"results": results, "radius_sweep": sweep, "n_images": data["n_images"], "elapsed_s": timer.elapsed,
+              "png": config.output.png}
     report.write_outputs(config, result)
     return result
 

@@ -10,7 +10,6 @@ empirical.projection instead of measuring them.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +22,7 @@ from empirical.harness import config as cfg  # noqa: E402
 from empirical.harness import report  # noqa: E402
 from empirical.harness.curves import measure_curves  # noqa: E402
 from empirical.harness.setup import load_setup  # noqa: E402
+from figures import stored  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # About 1.5 minutes on one thread: 3 purifiers at t* = 150, 16 attacked samples, 6 BPDA steps.
@@ -45,9 +45,14 @@ def summary(measured: dict) -> dict:
     return out
 
 
-def plot(measured: dict, path: Path, title: str) -> list[str]:
+PANELS = ("(a) distance from the clean image", "(b) cosine with the adversarial direction",
+          "(c) inner product with the adversarial direction")
+
+
+def draw(measured: dict, title: str):
+    """The three panels of Fig. 3 (mean ± SE band over images per purifier) under the figure title `title`."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    for method, m in measured.items():
+    for method, m in stored.in_order(measured).items():
         pos = np.array(m["position"])
         for ax, key, label in zip(axes, ("l2", "cosine", "inner"),
                                   (r"$\|x_t - x_0\|_2$", r"cos$(x_t - x_0, \tilde x_0 - x_0)$",
@@ -57,15 +62,24 @@ def plot(measured: dict, path: Path, title: str) -> list[str]:
             ax.fill_between(pos, mean - se, mean + se, color=COLORS.get(method), alpha=0.2)
             ax.set_xlabel("process step (0 = adversarial input)")
             ax.set_ylabel(label)
-    titles = ("(a) distance from the clean image", "(b) cosine with the adversarial direction",
-              "(c) inner product with the adversarial direction")
-    for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=9)
+    for ax, panel in zip(axes, PANELS):
+        ax.set_title(panel, fontsize=9)
         ax.axhline(0, color="gray", lw=0.5)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle(title, fontsize=9)
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.06),
+               title="bands: mean ± 1 SE over images", title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def figure_title(dataset: str, t_star: int, n: int) -> str:
+    return f"Fig. 3 ({dataset}, t*={t_star}, {n} BPDA examples under fixed noise): x_t - x0 over the process steps"
+
+
+def plot(measured: dict, path: Path, title: str) -> list[str]:
+    """Fig. 3 (see draw) as PNG and PDF."""
+    fig = draw(measured, title)
     paths = report.save_figure(fig, str(path))
     plt.close(fig)
     return paths
@@ -73,19 +87,13 @@ def plot(measured: dict, path: Path, title: str) -> list[str]:
 
 def _extra(parser) -> None:
     parser.add_argument("--keep-every", type=int, default=5, help="record every k-th state (default 5)")
-    parser.add_argument("--from-json", metavar="PATH", help="plot the curves of an empirical.projection JSON instead")
+    stored.add_option(parser, "figures.fig3 or empirical.projection")
 
 
 def _check(parser, args) -> dict:
     if args.keep_every < 1:
         parser.error("--keep-every must be >= 1")
-    if args.from_json:
-        try:
-            source = json.loads(Path(args.from_json).read_text())
-        except (OSError, ValueError) as err:
-            parser.error(f"--from-json {args.from_json}: cannot read it as JSON ({err})")
-        if "measured" not in source:
-            parser.error(f"{args.from_json} has no 'measured' curves (expected an empirical.projection JSON)")
+    stored.check(parser, args.from_json, "measured", "figures.fig3 or empirical.projection")
     return {"keep_every": args.keep_every, "from_json": args.from_json}
 
 
@@ -96,8 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
     source = config.option("from_json")
+    dataset, t_star = config.data.dataset, config.purifier.t_star
     if source:
-        measured = json.loads(Path(source).read_text())["measured"]
+        result, run_config = stored.read(source)
+        measured, dataset, t_star = result["measured"], run_config["data"]["dataset"], run_config["purifier"]["t_star"]
     else:
         setup = load_setup(config)
         protocol = cfg.make_protocol(config, setup.budget, fresh_cells=False)
@@ -106,8 +116,7 @@ def run(config: cfg.Config) -> dict:
         if measured is None:
             return {}
     n = len(next(iter(measured.values()))["correct"])
-    paths = plot(measured, Path(config.output.png),
-                 f"Fig. 3 ({config.data.dataset}, {n} BPDA examples under fixed noise): x_t - x0 over the steps")
+    paths = plot(measured, Path(config.output.png), figure_title(dataset, t_star, n))
     stats = summary(measured)
     for method, s in stats.items():
         print(f"{method:>13}: ||x_t-x0|| {s['l2_start']:.3f} -> max {s['l2_max']:.3f} (step {s['l2_argmax']}) -> "

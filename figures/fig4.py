@@ -1,12 +1,13 @@
 """Fig. 4b, c: purified directions are positively correlated and lie in a low-dimensional space (paper Sec. 6).
 
 M random initial perturbations (uniform in the l_inf box of radius eps, clamped to [0, 1]) around one clean
-test image x0 are purified, each under its own noise. (b) histogram of pairwise Pearson correlations of
-the initial perturbations x_j - x0 and of the purified directions P(x_j) - x0; (c) PCA cumulative explained
-variance of both (90% marked). The paper uses 30,000 perturbations on CIFAR-10 (about 10x its 3,072
-dimensions); the digits default uses 768 (3x the 256 dimensions) and --full 2,560 (10x).
+test image x0 are purified, each under its own noise. Paper panel (b): histogram of pairwise Pearson
+correlations of the initial perturbations x_j - x0 and of the purified directions P(x_j) - x0; paper panel
+(c): PCA cumulative explained variance of both (90% marked). The figure letters its own panels (a), (b), ...
+in reading order. The paper uses 30,000 perturbations on CIFAR-10 (about 10x its 3,072 dimensions); the
+digits default uses 768 (3x the 256 dimensions) and --full 2,560 (10x).
 
-python -m figures.fig4  ->  figures/fig4.png and .pdf (+ --json)
+python -m figures.fig4  ->  figures/fig4.png and .pdf (+ --json); --from-json PATH redraws from such a JSON
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from empirical.harness import report  # noqa: E402
 from empirical.harness.setup import load_setup  # noqa: E402
 from empirical.trajectories import (components_for, correlation_matrix, explained_variance,  # noqa: E402
                                     off_diagonal, purified_directions, random_perturbations)
+from figures import stored  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # About 1.5 minutes on one thread: 768 purifications at t* = 150.
@@ -50,9 +52,12 @@ def study(spec, x0, m: int, eps: float, seed: int, batch_size: int, quiet: bool)
     return out
 
 
-def plot(results: dict, path: Path, m: int) -> list[str]:
-    fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.4 * len(results)), squeeze=False)
-    for row, (method, r) in enumerate(results.items()):
+def draw(results: dict, m: int, title: str):
+    """Per purifier (rows): (a) histogram of pairwise correlations, (b) PCA cumulative explained variance,
+    initial perturbations beside purified directions; panels lettered in reading order."""
+    fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.4 * len(results) + 0.5), squeeze=False)
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    for row, (method, r) in enumerate(stored.in_order(results).items()):
         for name, color in (("initial", "tab:gray"), ("purified", "tab:red")):
             edges, hist = np.array(r[name]["edges"]), np.array(r[name]["hist"])
             axes[row, 0].stairs(hist / hist.sum(), edges, color=color, fill=True, alpha=0.5,
@@ -60,17 +65,29 @@ def plot(results: dict, path: Path, m: int) -> list[str]:
             cum = r[name]["cumulative_variance"]
             axes[row, 1].plot(np.arange(1, len(cum) + 1), cum, color=color,
                               label=f"{name}: {r[name]['components_90']} PCs for 90%")
-        axes[row, 0].set_xlabel("pairwise correlation")
+        axes[row, 0].set_xlabel("pairwise Pearson correlation")
         axes[row, 0].set_ylabel("fraction of pairs")
-        axes[row, 0].set_title(f"(b) {method}: {m} perturbations", fontsize=9)
+        axes[row, 0].set_title(f"({next(letters)}) {method}: correlations of {m} directions", fontsize=10)
         axes[row, 1].axhline(0.9, color="k", ls="-.", lw=0.8)
         axes[row, 1].set_xscale("log")
         axes[row, 1].set_xlabel("principal components")
         axes[row, 1].set_ylabel("cumulative explained variance")
-        axes[row, 1].set_title(f"(c) {method}: PCA", fontsize=9)
-        axes[row, 0].legend(fontsize=7, loc="upper left")
-        axes[row, 1].legend(fontsize=7, loc="lower right")
+        axes[row, 1].set_title(f"({next(letters)}) {method}: PCA (90% dash-dotted)", fontsize=10)
+        axes[row, 0].legend(fontsize=8, loc="upper left")
+        axes[row, 1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def figure_title(dataset: str, t_star: int, m: int, index: int) -> str:
+    return (f"Fig. 4 (the paper's panels b, c) on {dataset}, t*={t_star}: {m} random perturbations of test image "
+            f"{index} and their purified directions")
+
+
+def plot(results: dict, path: Path, m: int, title: str) -> list[str]:
+    """Fig. 4 (see draw) as PNG and PDF."""
+    fig = draw(results, m, title)
     paths = report.save_figure(fig, str(path))
     plt.close(fig)
     return paths
@@ -79,6 +96,7 @@ def plot(results: dict, path: Path, m: int) -> list[str]:
 def _extra(parser) -> None:
     parser.add_argument("--m", type=int, help="random initial perturbations (default 768; --full 2560; paper 30000)")
     parser.add_argument("--image-index", type=int, default=0, help="which clean test image x0 (default 0)")
+    stored.add_option(parser, "figures.fig4")
 
 
 def _check(parser, args) -> dict:
@@ -87,15 +105,16 @@ def _check(parser, args) -> dict:
         parser.error("--m must be >= 3")
     if args.image_index < 0:
         parser.error("--image-index must be >= 0")
-    return {"m": m, "image_index": args.image_index}
+    stored.check(parser, args.from_json, "results", "figures.fig4")
+    return {"m": m, "image_index": args.image_index, "from_json": args.from_json}
 
 
 def main(argv: list[str] | None = None) -> dict:
     return report.launch(SPEC, run, argv, _extra, _check)
 
 
-def run(config: cfg.Config) -> dict:
-    timer = report.Timer()
+def measure(config: cfg.Config) -> dict:
+    """Purify the perturbations of one test image for each purifier: the figure's data and its settings."""
     m, index = config.option("m"), config.option("image_index")
     setup = load_setup(cfg.replace(config, sizes={"n_samples": index + 1}))
     if index >= len(setup.ids):
@@ -106,7 +125,24 @@ def run(config: cfg.Config) -> dict:
                   f"eps={eps:.4f} around test image {index} (label {int(y0)}); t*={config.purifier.t_star}", config)
     results = {spec.method: study(spec, x0, m, eps, config.run.seed, config.run.batch_size, config.output.quiet)
                for spec in setup.purifiers}
-    paths = plot(results, Path(config.output.png), m)
+    return {"results": results, "eps": eps, "m": m, "index": index, "t_star": config.purifier.t_star,
+            "dataset": config.data.dataset}
+
+
+def recall(path: str) -> dict:
+    """The figure's data and settings from a stored --json output."""
+    result, config = stored.read(path)
+    return {"results": result["results"], "eps": result["eps"], "m": config["extra"]["m"],
+            "index": config["extra"]["image_index"], "t_star": config["purifier"]["t_star"],
+            "dataset": config["data"]["dataset"]}
+
+
+def run(config: cfg.Config) -> dict:
+    timer = report.Timer()
+    source = config.option("from_json")
+    data = recall(source) if source else measure(config)
+    results, m = data["results"], data["m"]
+    paths = plot(results, Path(config.output.png), m, figure_title(data["dataset"], data["t_star"], m, data["index"]))
     for method, r in results.items():
         print(f"{method:>13}: mean pairwise correlation initial {r['initial']['corr_mean']:.4f} -> purified "
               f"{r['purified']['corr_mean']:.4f}; PCs for 90% variance {r['initial']['components_90']} -> "
@@ -114,7 +150,7 @@ def run(config: cfg.Config) -> dict:
     print("paper (CIFAR-10): initial perturbations uncorrelated, purified directions positively correlated and "
           "in a much lower-dimensional space")
     report.status(f"wrote {', '.join(paths)}; wall time {timer.elapsed:.0f} s", config)
-    result = {"results": results, "eps": eps, "elapsed_s": timer.elapsed, "png": config.output.png}
+    result = {"results": results, "eps": data["eps"], "elapsed_s": timer.elapsed, "png": config.output.png}
     report.write_outputs(config, result)
     return result
 

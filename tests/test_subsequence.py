@@ -5,6 +5,7 @@ import torch
 from empirical import subsequence, table2
 from empirical.noise import SampleReplayNoise
 from empirical.purifiers import make_purifier
+from figures import fig2
 from conftest import TINY
 
 
@@ -14,6 +15,8 @@ def test_subsequence_smoke_writes_json_and_png(tiny_digits, tmp_path):
     data = json.loads(out.read_text())
     assert png.stat().st_size > 1000
     assert sorted({r["s"] for r in data["rows"]}) == [2, 4] and len(data["rows"]) == 6
+    fig2.main(["--from-json", str(out), "--png", str(tmp_path / "again.png")])
+    assert (tmp_path / "again.png").read_bytes() == png.read_bytes()
 
 
 def test_s_star_equal_t_star_is_the_full_chain(unet, scheduler, images, one_thread):

@@ -9,6 +9,7 @@ from empirical.checkpoints import load_digits_classifier
 from empirical.data import load_digits
 from empirical.noise import SampleReplayNoise
 from empirical.purifiers import make_purifier
+from figures import fig2
 from conftest import TINY
 
 
@@ -20,6 +21,10 @@ def test_sweep_smoke_writes_json_and_png(tiny_digits, tmp_path):
     assert sorted({(r["method"], r["t"]) for r in data["rows"]}) == sorted(
         (m, t) for m in ("DiffPure", "RevPure", "DDIM RevPure") for t in (1, 3))
     assert all(r["eot"] is None for r in data["rows"])       # no BPDA-EOT column in Table S1
+    again = tmp_path / "again.png"
+    fig2.main(["--from-json", str(out), "--png", str(again)])   # redrawn from the JSON: the same figure
+    assert again.read_bytes() == png.read_bytes()
+    assert again.with_suffix(".pdf").read_bytes() == png.with_suffix(".pdf").read_bytes()
 
 
 def test_t_star_zero_is_identity(unet, scheduler, images, one_thread):

@@ -2,7 +2,7 @@
 
 One results store and one runner for the whole sweep; each value is a setup whose cells are prefixed
 with the value (e.g. "t50:"). The tables set ours beside the paper's CIFAR-10 rows; the figures show
-clean (dashed) and BPDA (solid) accuracy with SE bars.
+clean (dashed, open markers) and BPDA (solid, filled markers) accuracy with SE bars.
 """
 from __future__ import annotations
 
@@ -53,31 +53,69 @@ def sweep_table(rows: list[dict], values: list[int], key: str, paper: dict, labe
     return report.render(table, cols, fmt)
 
 
-def plot_sweep(rows: list[dict], key: str, xlabel: str, title: str, path: Path, log_x: bool = False) -> list[str]:
-    """Dashed lines: clean accuracy; solid: BPDA accuracy; error bars are SE. PNG and PDF."""
+COLORS = {"DiffPure": "tab:blue", "RevPure": "tab:orange", "DDIM RevPure": "tab:green"}
+MARKERS = {"DiffPure": "o", "RevPure": "s", "DDIM RevPure": "^"}
+METRICS = (("clean", "clean", "--"), ("bpda", "BPDA", "-"))
+
+
+def sample_counts(rows: list[dict]) -> str:
+    """The number of test images behind each plotted point, per metric (e.g. "32 clean / 16 BPDA")."""
+    parts = []
+    for metric, name, _ in METRICS:
+        ns = sorted({r[metric].n for r in rows if r.get(metric) is not None})
+        if ns:
+            parts.append(f"{ns[0] if len(ns) == 1 else f'{ns[0]}-{ns[-1]}'} {name}")
+    return " / ".join(parts)
+
+
+def _offsets(methods: list[str], xs: list[float], log_x: bool) -> dict[str, float]:
+    """A small horizontal shift per purifier (additive, or multiplicative on a log axis), so that equal
+    accuracies at one setting stay visible side by side instead of hiding one another."""
+    span = (max(xs) / min(xs)) if log_x else (max(xs) - min(xs)) or 1.0
+    centre = (len(methods) - 1) / 2
+    if log_x:
+        return {m: span ** (0.015 * (i - centre)) for i, m in enumerate(methods)}
+    return {m: 0.015 * span * (i - centre) for i, m in enumerate(methods)}
+
+
+def draw_sweep(rows: list[dict], key: str, xlabel: str, title: str, log_x: bool = False):
+    """The sweep figure: per purifier a colour and marker; clean dashed with open markers, BPDA solid with
+    filled ones; error bars one SE over samples; purifiers shifted slightly apart along x."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    colors = {"DiffPure": "tab:blue", "RevPure": "tab:orange", "DDIM RevPure": "tab:green"}
-    for method in dict.fromkeys(r["method"] for r in rows):
+    fig, ax = plt.subplots(figsize=(6.2, 4))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    shift = _offsets(methods, [r[key] for r in rows], log_x)
+    for method in methods:
         pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r[key])
-        xs = [r[key] for r in pts]
-        for metric, style in (("clean", "--"), ("bpda", "-")):
+        xs = [r[key] * shift[method] if log_x else r[key] + shift[method] for r in pts]
+        for metric, name, style in METRICS:
             acc = [r[metric] for r in pts]
             if any(a is None for a in acc):
                 continue
-            ax.errorbar(xs, [a.mean for a in acc], yerr=[a.se for a in acc], ls=style, marker="o", ms=3,
-                        color=colors.get(method), capsize=2,
-                        label=f"{method} {'clean' if metric == 'clean' else 'BPDA'}")
+            color = COLORS.get(method)
+            ax.errorbar(xs, [a.mean for a in acc], yerr=[a.se for a in acc], ls=style, marker=MARKERS.get(method, "o"),
+                        ms=5, color=color, mfc="white" if metric == "clean" else color, capsize=2, alpha=0.85,
+                        label=f"{method}, {name}")
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, handlelength=3.2,
+              title=f"n = {sample_counts(rows)}\nimages per point;\nbars: ±1 SE over images;\npurifiers shifted\nslightly along x",
+              title_fontsize=7)
+    return fig
+
+
+def plot_sweep(rows: list[dict], key: str, xlabel: str, title: str, path: Path, log_x: bool = False) -> list[str]:
+    """The sweep figure (see draw_sweep) as PNG and PDF."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_sweep(rows, key, xlabel, title, log_x)
     paths = report.save_figure(fig, str(path))
     plt.close(fig)
     return paths
