@@ -194,12 +194,18 @@ def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str = "compact
     return format_table(rows, columns, spread=spread or fmt == "wide")
 
 
+# No creation or modification date in a saved figure, so that redrawing it from the same data gives the same
+# bytes and a regenerated figure leaves version control clean.
+PDF_METADATA = {"CreationDate": None, "ModDate": None}
+
+
 def save_figure(fig, png: str, dpi: int = 300) -> list[str]:
-    """The figure as PNG and, beside it, PDF (print resolution); returns both paths."""
+    """The figure as PNG and, beside it, PDF (print resolution), both byte-identical when redrawn from the
+    same data (no dates in their metadata); returns both paths."""
     from pathlib import Path
     pdf = str(Path(png).with_suffix(".pdf"))
     fig.savefig(png, dpi=dpi, bbox_inches="tight")
-    fig.savefig(pdf, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight", metadata=PDF_METADATA)
     return [png, pdf]
 
 
