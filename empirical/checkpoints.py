@@ -160,9 +160,19 @@ def _load_ddpm_folder(root: Path, hint: str):
         (f"scheduler_config.json in {root} or {root}/scheduler", sched_dir is not None)) if not ok]
     if missing:
         raise FileNotFoundError(f"incomplete diffusers folder {root}: missing {'; '.join(missing)}; {hint}")
-    unet = UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True)
-    scheduler = DDPMScheduler.from_pretrained(str(sched_dir), local_files_only=True)
+    try:
+        unet = UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True)
+        scheduler = DDPMScheduler.from_pretrained(str(sched_dir), local_files_only=True)
+    except Exception as exc:         # diffusers raises many types; a .bin pickle is refused by weights_only
+        raise ValueError(f"diffusers folder {root} could not be loaded ({_first_line(exc)}); weights are read as "
+                         f"data only (safetensors, or a .bin holding tensors alone); {hint}") from None
     return _frozen(unet), scheduler
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line, with its type (so an error stays one line)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def load_diffusers_ddpm(path_or_id: str | Path, allow_download: bool = False, *,
@@ -199,20 +209,26 @@ def load_diffusers_ddpm(path_or_id: str | Path, allow_download: bool = False, *,
 
 
 def read_state_dict(path: str | Path, what: str, source: str) -> dict:
-    """Load a state dict (.pt/.pth/.bin via torch.load, or .safetensors), unwrap {'state_dict'|'model'|
+    """Load a state dict (.pt/.pth/.bin via torch.load(weights_only=True), which builds tensors and plain
+    values only, or .safetensors), unwrap {'state_dict'|'model'|
     'net': ...} and strip a DataParallel 'module.' prefix."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} checkpoint {path} not found; {source}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as exc:
+            raise ValueError(f"{what} checkpoint {path} could not be read as a safetensors file "
+                             f"({_first_line(exc)}); {source}") from None
     else:
         import torch
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)     # data only, never code
         except Exception as exc:
-            raise ValueError(f"{what} checkpoint {path} could not be read as a torch file ({exc}); {source}") from exc
+            raise ValueError(f"{what} checkpoint {path} could not be read as a torch file of tensors "
+                             f"({_first_line(exc)}); {source}") from None
     for key in ("state_dict", "model", "net"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

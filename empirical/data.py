@@ -1,7 +1,10 @@
 """Image datasets as [0, 1] float tensors: embedded digits (default), CIFAR-10 batches, ImageNet folders.
 
-Data that is not what it claims is refused at load time with one ValueError each: CIFAR-10 batches
-with float, negative or > 255 pixels, wrong shapes or labels outside 0-9; ImageNet folders with empty
+Data files are data, never code: a CIFAR-10 batch is size-checked and hashed before it is unpickled, and
+unpickled with a restricted unpickler that builds only numpy arrays and plain values (a pickle that names
+any other callable is refused without running it). Data that is not what it claims is refused at load
+time with one ValueError each: CIFAR-10 batches with float, negative or > 255 pixels, wrong shapes or
+labels outside 0-9, or a file of the official test_batch's size whose MD5 is not the official one; ImageNet folders with empty
 class folders or undecodable images. `check_num_classes` and `check_resolution` match the data against
 the classifier and the purifier's UNet. torchvision is optional: when it imports, CIFAR-10 can be
 downloaded through it and its Resize/CenterCrop decode ImageNet; else the equivalent code here runs.
@@ -73,6 +76,8 @@ IMAGENET_SOURCE = ("download the ILSVRC2012 validation images from https://image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # torchvision's record (datasets.CIFAR10.test_list) of the official test_batch.
 CIFAR10_TEST_MD5 = "40351d587109b95175f43aff81a1287e"
+CIFAR10_TEST_SIZE = 31_035_526            # bytes of the official test_batch
+MAX_CIFAR10_BATCH_BYTES = 256 << 20       # a batch larger than this is not a CIFAR-10 python batch
 
 
 def _take(n: int | None, total: int, what: str) -> int:
@@ -122,17 +127,72 @@ def _cifar_arrays(data, labels, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.astype(np.uint8), labels.astype(np.int64)
 
 
-def load_cifar10(root: str, n: int | None = None, allow_download: bool = False) -> ImageSet:
-    """The first n images of CIFAR-10's official python `test_batch` (uint8 [N, 3072], CHW row-major)."""
+def _numpy_callables() -> dict[tuple[str, str], object]:
+    """The only callables a CIFAR-10 batch pickle may name: numpy's array / scalar reconstructors and dtype,
+    under their numpy 1 and numpy 2 module names, and latin-1 decoding of Python 2 byte strings."""
+    import codecs
+
+    found = {np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np.zeros(1).__reduce_ex__(5)[0]}
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for fn in found:
+        for module in (fn.__module__, fn.__module__.replace("numpy._core", "numpy.core")):
+            allowed[(module, fn.__name__)] = fn
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        allowed[(module, "dtype")] = np.dtype
+
+    def latin1(text, encoding="latin1", errors="strict"):
+        if str(encoding).lower().replace("-", "") != "latin1":
+            raise ValueError(f"encoding {encoding!r} is not allowed in a data file")
+        return codecs.encode(text, "latin1", errors)
+
+    allowed[("_codecs", "encode")] = latin1
+    return allowed
+
+
+def restricted_unpickle(raw: bytes, what: str) -> object:
+    """Unpickle `raw` (Python 2 byte strings kept as bytes) allowing only numpy arrays and plain values:
+    a pickle that names any other callable (os.system, eval, a class) is refused before it can run."""
+    import io
     import pickle
 
+    allowed = _numpy_callables()
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) not in allowed:
+                raise pickle.UnpicklingError(f"{what} refers to {module}.{name}; a data file may hold only numpy "
+                                             "arrays and plain values, so it is not loaded")
+            return allowed[(module, name)]
+
+    return Restricted(io.BytesIO(raw), encoding="bytes").load()
+
+
+def _read_cifar_batch(path: Path) -> bytes:
+    """The batch's bytes, size-checked before reading and MD5-checked before unpickling."""
+    import hashlib
+
+    size = path.stat().st_size
+    if size > MAX_CIFAR10_BATCH_BYTES:
+        raise ValueError(f"{path} is {size / 2**20:.0f} MiB, far more than a CIFAR-10 batch (30 MiB); "
+                         f"{CIFAR10_SOURCE}")
+    raw = path.read_bytes()
+    if size == CIFAR10_TEST_SIZE and hashlib.md5(raw).hexdigest() != CIFAR10_TEST_MD5:
+        raise ValueError(f"{path} has the official test_batch's size but not its MD5 ({CIFAR10_TEST_MD5}): the "
+                         f"file is damaged or altered; {CIFAR10_SOURCE}")
+    return raw
+
+
+def load_cifar10(root: str, n: int | None = None, allow_download: bool = False) -> ImageSet:
+    """The first n images of CIFAR-10's official python `test_batch` (uint8 [N, 3072], CHW row-major),
+    read as data only (`restricted_unpickle`)."""
     path = cifar10_test_batch(root, allow_download)
+    raw = _read_cifar_batch(path)
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+        batch = restricted_unpickle(raw, str(path))
         raw_data, raw_labels = batch[b"data"], batch[b"labels"]
     except Exception as exc:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch ({exc!r}); {CIFAR10_SOURCE}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({reason}); {CIFAR10_SOURCE}") from None
     data, labels = _cifar_arrays(raw_data, raw_labels, path)
     k = _take(n, data.shape[0], "CIFAR-10")
     x = torch.from_numpy(data[:k].reshape(k, 3, 32, 32).astype(np.float32) / 255.0)

@@ -218,7 +218,8 @@ def local_modules() -> list[str]:
     out = []
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
-        if origin and origin.endswith(".py") and not str(Path(origin).resolve()).startswith(skip):
+        if isinstance(origin, str) and origin.endswith(".py") and os.path.isabs(origin) and os.path.isfile(origin) \
+                and not str(Path(origin).resolve()).startswith(skip):
             out.append(name)
     return sorted(out)
 

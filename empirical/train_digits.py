@@ -65,7 +65,7 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
     step, elapsed, losses = 0, 0.0, []
     ckpt = ckpt_dir / "ddpm_ckpt.pt"
     if resume and ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
+        st = torch.load(ckpt, weights_only=True)     # tensors and plain values only
         if (st["steps"], st["seed"], st.get("lr_schedule")) != (steps, seed, lr_schedule):
             raise ValueError(f"{ckpt} is for steps={st['steps']} seed={st['seed']} "
                              f"lr_schedule={st.get('lr_schedule')}; pass --no-resume")

@@ -64,6 +64,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder (file hashes, default results stores), never the user's, and
+    default results stores stay off unless a test turns them on: two runs of one command in a test must
+    both compute, not the second read the first's store. Entry points run in the test's process (one
+    worker) unless a test asks for worker processes."""
+    monkeypatch.setenv("DISSECT_PURIFICATION_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("DISSECT_PURIFICATION_NO_STORE", "1")
+    monkeypatch.setenv("DISSECT_PURIFICATION_WORKERS", "1")     # in-process runs unless a test asks for workers
+
+
 @pytest.fixture
 def tiny_digits(monkeypatch):
     """The digits pipeline with a tiny random 16x16 UNet in place of the committed DDPM (fast, weight-free)."""

@@ -1,6 +1,7 @@
 """Identities of weights and data: content hashes that change when the content changes and only then."""
 import hashlib
 import json
+import os
 import pickle
 
 import numpy as np
@@ -28,25 +29,70 @@ def test_file_identity_is_size_and_sha256(tmp_path):
         ident.file_identity(tmp_path / "none.pt")
 
 
-def test_folder_identity_manifest_and_sampled_contents(tmp_path):
-    files = _write_tree(tmp_path / "val")
-    base = ident.folder_identity(tmp_path / "val", sample_files=2)
-    assert base["files"] == 10 and base["size"] == sum(100 + i for i in range(10)) and base["sample_files"] == 2
-    assert ident.folder_identity(tmp_path / "val", sample_files=2) == base            # deterministic
+def test_folder_identity_covers_every_file(tmp_path):
+    files = _write_tree(tmp_path / "val", n=80)
+    base = ident.folder_identity(tmp_path / "val")
+    assert base["files"] == 80 and base["size"] == sum(100 + i for i in range(80))
+    assert ident.folder_identity(tmp_path / "val") == base                            # deterministic
     (tmp_path / "val" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "val" / ".ipynb_checkpoints" / "x.JPEG").write_bytes(b"x")
     (tmp_path / "val" / "n00" / ".DS_Store").write_bytes(b"x")
-    assert ident.folder_identity(tmp_path / "val", sample_files=2) == base            # hidden entries ignored
-    # same name and size, other bytes: the sampled first file changes the sample hash, not the manifest
-    files[0].write_bytes(bytes([255]) * files[0].stat().st_size)
-    changed = ident.folder_identity(tmp_path / "val", sample_files=2)
-    assert changed["manifest_sha256"] == base["manifest_sha256"] and changed["sample_sha256"] != base["sample_sha256"]
+    assert ident.folder_identity(tmp_path / "val") == base                            # hidden entries ignored
+    # a same-size edit of any one file (the old 64-file sample skipped most of 80) changes the content hash
+    for victim in (files[0], files[37], files[-1]):
+        old = victim.read_bytes()
+        victim.write_bytes(bytes([255]) * len(old))
+        changed = ident.folder_identity(tmp_path / "val")
+        assert changed["manifest_sha256"] == base["manifest_sha256"]
+        assert changed["content_sha256"] != base["content_sha256"], victim.name
+        victim.write_bytes(old)
     files[3].rename(files[3].with_name("renamed.JPEG"))                              # a rename changes the manifest
-    assert ident.folder_identity(tmp_path / "val", sample_files=2)["manifest_sha256"] != base["manifest_sha256"]
-    full = ident.folder_identity(tmp_path / "val", sample_files=None)
-    assert full["sample_files"] == 10
-    with pytest.raises(ValueError, match="sample_files"):
-        ident.folder_identity(tmp_path / "val", sample_files=0)
+    assert ident.folder_identity(tmp_path / "val")["manifest_sha256"] != base["manifest_sha256"]
+
+
+def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    p = tmp_path / "big.bin"
+    p.write_bytes(b"a" * 5000)
+    first = ident.sha256_cached([p])[0]
+    assert first["sha256"] == hashlib.sha256(b"a" * 5000).hexdigest()
+    assert first["md5"] == hashlib.md5(b"a" * 5000).hexdigest()
+    assert (ident.cache_dir() / ident.HASH_CACHE_NAME).exists()
+    calls = []
+    real = ident._stream_hashes
+    monkeypatch.setattr(ident, "_stream_hashes", lambda path: calls.append(path) or real(path))
+    assert ident.sha256_cached([p]) == [first] and calls == []                       # unchanged: not reread
+    stat = p.stat()
+    p.write_bytes(b"b" * 5000)                                                      # same size, new mtime
+    os.utime(p, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert ident.sha256_cached([p])[0]["sha256"] == hashlib.sha256(b"b" * 5000).hexdigest() and len(calls) == 1
+
+
+def test_source_identity_names_what_changed(tmp_path):
+    code = ident.source_identity()
+    assert "empirical/harness/store.py" in code["files"] and "toymodel/atomic.py" in code["files"]
+    assert code["versions"]["torch"] and code["versions"]["python"] and code["version"]
+    assert ident.code_differences(code, ident.source_identity()) == []
+    edited = {**code, "files": {**code["files"], "empirical/attacks.py": "0" * 64},
+              "versions": {**code["versions"], "torch": "9.9"}}
+    diffs = ident.code_differences(code, edited)
+    assert any("empirical/attacks.py" in d for d in diffs) and "torch " + code["versions"]["torch"] + " -> 9.9" in diffs
+    user = tmp_path / "mydefence.py"
+    user.write_text("X = 1\n")
+    a = ident.source_identity(extra_modules=[str(user)])
+    user.write_text("X = 2\n")
+    b = ident.source_identity(extra_modules=[str(user)])
+    assert a["extra"][str(user)] != b["extra"][str(user)]
+    assert any("user module" in d for d in ident.code_differences(a, b))
+    assert "files" not in ident.code_summary(a) and ident.code_summary(a)["source_sha256"] == a["source_sha256"]
+
+
+def test_local_modules_are_the_users_own(tmp_path, monkeypatch):
+    (tmp_path / "helper_mod_xyz.py").write_text("Y = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    importlib.import_module("helper_mod_xyz")
+    names = ident.local_modules()
+    assert "helper_mod_xyz" in names and not any(n.startswith(("empirical", "torch", "numpy")) for n in names)
 
 
 def test_hub_identity_reads_the_commit_and_hashes(tmp_path, monkeypatch):
@@ -69,6 +115,8 @@ def test_digits_identity_is_the_manifest_record():
     assert info["manifest_sha256"] == ck.sha256_file(ck.WEIGHTS_DIR / ck.MANIFEST_NAME)
     assert info["files"]["digits_unet_ema.safetensors"] == manifest["files"]["digits_unet_ema.safetensors"]["sha256"]
     assert ck.sha256_file(ck.WEIGHTS_DIR / "digits_cnn_clean.safetensors") == info["files"]["digits_cnn_clean.safetensors"]
+    assert info["data"] == ident.data_identity("digits")                              # a digits run's data too
+    assert info["data"]["file_sha256"] == ck.sha256_file(ident.digits_data_file())
 
 
 def test_data_identity(tmp_path):
@@ -95,7 +143,7 @@ def test_weights_identity_dispatch(tmp_path, monkeypatch):
     (tmp_path / "ddpm").mkdir()
     (tmp_path / "ddpm" / "config.json").write_text(json.dumps({"a": 1}))
     folder = ident.weights_identity(str(tmp_path / "ddpm"), "cifar10")
-    assert folder["kind"] == "folder" and folder["sample_files"] == 1
+    assert folder["kind"] == "folder" and folder["files"] == 1 and len(folder["content_sha256"]) == 64
     assert ident.weights_identity("clean", "digits")["kind"] == "digits"
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)

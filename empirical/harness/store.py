@@ -39,6 +39,7 @@ from empirical.results import atomic_write_json, is_stdout, output_problem
 FORMAT = "dissect-purification results store"
 STORE_SCHEMA = 3
 KNOWN_STORE_SCHEMAS = (STORE_SCHEMA,)
+NO_STORE_ENV = "DISSECT_PURIFICATION_NO_STORE"   # set (non-empty): as --no-store
 _ACTIVE: set[str] = set()               # stores open in this process (named when a run is interrupted)
 _CODE_CHANGE_ALLOWED: set[str] = set()  # store paths whose code change the command line allowed
 
@@ -95,14 +96,14 @@ def check_outputs(args: Any) -> None:
 
 
 def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> bool:
-    """Without --results (and without --no-store) a run keeps its store in the cache folder, named by the
+    """Without --results (and without --no-store or $DISSECT_PURIFICATION_NO_STORE) a run keeps its store in the cache folder, named by the
     digest of its configuration and of the code, and resumes it when it exists: rerunning a killed command
     continues it, and another configuration or other code never touches it. Sets args.results / resume /
     overwrite and prints the path on stderr; True when the default store is used."""
     import sys
 
     from empirical import identity
-    if getattr(args, "results", None) or getattr(args, "no_store", False):
+    if getattr(args, "results", None) or getattr(args, "no_store", False) or os.environ.get(NO_STORE_ENV):
         return False
     key = digest({"config": digest_view, "code": identity.source_identity()["source_sha256"]})
     folder = identity.cache_dir() / "stores"
