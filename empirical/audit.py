@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 import textwrap
 import time
@@ -18,9 +19,9 @@ from typing import Any, Callable
 
 import torch
 
-from empirical.auditing import AuditConfig, AuditReport, audit_chunk, audit_data, preflight, summarise
+from empirical.auditing import AuditConfig, AuditReport, Preflight, audit_chunk, audit_data, preflight, summarise
 from empirical.harness.config import parse_fraction
-from empirical.harness.report import format_table
+from empirical.harness.report import Accuracy, format_table, run_main
 from empirical.harness.setup import resolve_device
 from empirical.harness.runner import Cell, Chunk, plan_chunks, run_cells
 from empirical.harness.sharding import init_world, shutdown
@@ -97,29 +98,51 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argpa
                           seed=args.seed, purifier_stage=args.purifier_stage, classifier_stage=args.classifier_stage,
                           predict_samples=args.predict_samples, min_effect=args.min_effect, device=device)
     except (ValueError, RuntimeError) as err:
-        parser.error(str(err).replace("purifier_stage", "--purifier-stage").replace("classifier_stage",
-                                                                                 "--classifier-stage"))
+        parser.error(_cli_words(str(err)))
     return parser, args, cfg
 
 
-def main(argv: list[str] | None = None) -> AuditReport:
+def main(argv: list[str] | None = None) -> AuditReport | None:
+    """Parse (one parser.error for a bad option), then run; every later failure is one line and exit
+    status 2 through the harness's error path, never a traceback."""
     parser, args, cfg = parse(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    start = time.perf_counter()
+    return run_main(lambda: _flags_named(lambda: run(args, cfg)), parser.prog)
+
+
+OPTION_NAMES = ("purifier_stage", "classifier_stage", "n_samples", "batch_size", "fresh_evals", "min_effect",
+                "predict_samples", "step_size", "eot", "steps", "seed")
+
+
+def _cli_words(text: str) -> str:
+    """The library's option names in a message as the command line spells them (n_samples -> --n-samples)."""
+    for name in OPTION_NAMES:
+        text = re.sub(rf"(?<![\w-]){name}(?![\w-])", "--" + name.replace("_", "-"), text)
+    return text
+
+
+def _flags_named(body: Callable[[], Any]) -> Any:
     try:
-        model = load_model(args.model, cfg.device)
-        x, y, ids, classes = audit_data(cfg)
-        preflight(model, x[:4], y[:4], ids[:4], cfg, classes)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
+        return body()
+    except ValueError as err:
+        raise ValueError(_cli_words(str(err))) from None
+
+
+def run(args: argparse.Namespace, cfg: AuditConfig) -> AuditReport | None:
+    """Data, model, preflight, the chunks (stored and resumable), the report and the JSON."""
+    start = time.perf_counter()
+    x, y, ids, classes, available = audit_data(cfg)
+    model = load_model(args.model, cfg.device)
+    pre = preflight(model, x, y, ids, cfg, classes)
+    cfg = pre.config
     if not args.quiet:
         print(describe(cfg), file=sys.stderr, flush=True)
-    records = run_chunks(model, x, y, ids, cfg, quiet=args.quiet, results=args.results, resume=args.resume,
+    records = run_chunks(model, x, y, ids, cfg, pre, quiet=args.quiet, results=args.results, resume=args.resume,
                          overwrite=args.overwrite)
     if records is None:          # a non-main rank under torchrun
         return None
-    rep = summarise(records, cfg)
+    rep = summarise(records, cfg, pre.to_dict(), available)
     elapsed = time.perf_counter() - start
     print(render(rep) + f"\nWall time: {elapsed:.0f} s on {cfg.device}.")
     if args.json:
@@ -127,22 +150,25 @@ def main(argv: list[str] | None = None) -> AuditReport:
     return rep
 
 
-def run_chunks(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, cfg: AuditConfig,
+def run_chunks(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, cfg: AuditConfig, pre: Preflight,
                quiet: bool = False, results: str | None = None, resume: bool = False,
                overwrite: bool = False) -> list[dict] | None:
     """Every chunk's record through the harness runner: an atomic per-chunk store (--results, --resume)
-    and torchrun sharding. Returns the records in chunk order on the main rank, None on the others."""
+    and torchrun sharding; preflight's decisions hold for every chunk and are part of the store's
+    identity. Returns the records in chunk order on the main rank, None on the others."""
     position = {int(i): k for k, i in enumerate(ids.tolist())}
 
     def measure(chunk: Chunk, tick) -> dict:
         rows = torch.tensor([position[i] for i in chunk.ids])
-        record = audit_chunk(model, x[rows], y[rows], ids[rows], chunk.index, cfg)
+        record = audit_chunk(model, x[rows], y[rows], ids[rows], chunk.index, cfg, pre.randomized)
         tick()
         return record
 
     chunks = plan_chunks(ids.tolist(), len(ids), cfg.batch_size)
     world = init_world(torch.device(cfg.device))
-    view = {"audit": cfg.to_dict(), "model_source": _source_identity(cfg.model)}
+    decided = {"randomized": pre.randomized,
+               "input_dependent": bool((pre.input_dependence or {}).get("dependent"))}
+    view = {"audit": cfg.to_dict(), "model_source": _source_identity(cfg.model), "preflight": decided}
     store = ResultStore.open(results, view, resume=resume, overwrite=overwrite, rank=world.rank,
                              world_size=world.size)
     out = run_cells([Cell("audit", "audit", measure)], chunks, store, world, quiet)
@@ -214,19 +240,23 @@ ROWS = (("clean", "no attack (clean)"), ("fresh", "PGD, fresh noise"), ("eot", "
         ("replay", "PGD, replayed noise"))
 
 
+def _cell(a) -> Accuracy | None:
+    return None if a is None else Accuracy(a.mean, a.se, a.n, a.draws, a.spread)
+
+
 def render(rep: AuditReport, width: int = 100) -> str:
-    """The table, its legend, the drops, the toy reading, the verdict and the advice, within ``width`` columns."""
+    """The table, its legend, the checks made before the attacks, the toy reading, the verdict and the
+    advice, within ``width`` columns."""
     c, r, k = rep.cells, rep.config.fresh_evals, rep.config.eot
-    rows = [{"attack": label.format(k=k), "fresh": c[f"{key}_fresh"], "replay": c[f"{key}_replay"],
-             "worst": c[f"{key}_worst"]} for key, label in ROWS]
+    rows = [{"attack": label.format(k=k), "fresh": _cell(c[f"{key}_fresh"]), "replay": _cell(c[f"{key}_replay"]),
+             "worst": _cell(c[f"{key}_worst"])} for key, label in ROWS]
     columns = [("attack", "Attack crafted under"), ("fresh", f"Test: fresh (R={r})"), ("replay", "Test: replay"),
                ("worst", f"Test: worst-of-{r}")]
     text = [f"Accuracy in %, mean±SE over {rep.n} samples; fresh tests add [spread of the R per-draw accuracies]. "
             f"Test: fresh = mean over R new draws; replay = the draw the replay attack was crafted under; "
             f"worst-of-{r} = correct under all R draws. 'PGD, replayed noise' tested fresh is Theorem 1's perfect "
-            f"attack moved to new noise. Randomized: {'yes' if rep.randomized else 'no'}. Paired drop to replay: "
-            f"fresh {rep.drop.mean:+.1f}±{rep.drop.se:.1f}, EOT {rep.drop_eot.mean:+.1f}±{rep.drop_eot.se:.1f} "
-            "points."]
+            f"attack moved to new noise. Paired drop to replay: fresh {rep.drop.mean:+.1f}±{rep.drop.se:.1f}, EOT "
+            f"{rep.drop_eot.mean:+.1f}±{rep.drop_eot.se:.1f} points.", checks_text(rep)]
     t, settings = rep.toy, rep.config.predict
     if t.get("measured_samples"):
         space = "purified images" if rep.config.gradient == "bpda" else "logits"
@@ -236,12 +266,39 @@ def render(rep: AuditReport, width: int = 100) -> str:
                     f"under fresh noise: predicted {t['predicted_accuracy']:.1f}±{t['predicted_accuracy_se']:.1f}%, "
                     f"on the held-out draws {t['eval_accuracy']:.1f}±{t['eval_accuracy_se']:.1f}%, measured on all "
                     f"samples {c['replay_fresh'].mean:.1f}%.")
+    if t.get("notes"):
+        text.append("Toy model: " + "; ".join(t["notes"]) + " (the attack results stand).")
     power = "" if rep.verdict in ("deterministic", "masking") or rep.power is None else (
         f" (power {rep.power:.2f} for a {rep.config.min_effect:g}-point drop; 80% power from "
         f"{rep.detectable:.1f} points)")
     text += [f"Verdict: {rep.verdict}{power}. {rep.recommendation}"]
     wrapped = ["\n".join(textwrap.wrap(paragraph, width, break_on_hyphens=False)) for paragraph in text]
     return "\n\n".join([format_table(rows, columns)] + wrapped)
+
+
+def checks_text(rep: AuditReport) -> str:
+    """One paragraph: what the preflight found (randomness, replay, input dependence, gradient)."""
+    pre = rep.preflight
+    rnd, rc, dep, gh = (pre.get(k) or {} for k in ("randomness", "replay_check", "input_dependence", "gradient_health"))
+    if not rnd:
+        return "Checks before the attacks: not recorded."
+    text = (f"Checks before the attacks, on {rnd['samples']} samples: randomized: "
+            f"{'yes' if rnd['randomized'] else 'no'} ({rnd['calls']} calls under new keys, per {rnd['keys']}: "
+            f"{rnd['distinct_outputs']} distinct outputs, {rnd['varying_samples']} of {rnd['samples']} samples vary; "
+            f"randomness with up to 16 equally likely outcomes per call is missed with probability <= "
+            f"{rnd['miss_bound']:.1e}). Replay: {rc.get('calls')} calls under one key, identical.")
+    if dep:
+        moved = ", ".join(f"{v:.1%} after a {name} move" for name, v in dep["moved"].items())
+        text += (f" Discrete draws under one replayed key ({dep['draws']} per call): changed {moved}"
+                 + (f" (a new key: {dep['fresh']:.1%})." if dep["draws"] else " (none drawn)."))
+    full = gh.get("full", {})
+    text += f" Gradient through the whole defence: {full.get('status')}"
+    if gh.get("stages_found"):
+        text += (f"; attacking with BPDA through the stages found in the model, {gh['stages_found'][0]!r} -> "
+                 f"{gh['stages_found'][1]!r}")
+    if gh.get("bpda"):
+        text += f"; BPDA gradient: {gh['bpda']['status']}"
+    return text + "."
 
 
 if __name__ == "__main__":

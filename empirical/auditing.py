@@ -7,32 +7,45 @@ replayed draw and worst-of-R; the paired drop from the fresh-noise attacks to re
 model's reading. Theorem 1: EOT averages out the noise of the attack, not the noise of the test, so
 only replay removes the masking; a replay accuracy below the EOT one by >= 2 paired SE is masking.
 
-Structure for a chunked runner: ``AuditConfig`` (every option that changes a number), ``audit_chunk``
-(one chunk -> a JSON-able record of per-sample booleans), ``summarise`` (records -> ``AuditReport``)
-and ``audit`` (all chunks in memory).
+Before the first attack, ``preflight`` decides once, for every chunk, what the numbers can mean
+(``empirical.audit_probes``): whether the model is randomized (21 calls, so few outcomes cannot hide it),
+whether a replayed key reproduces its outputs (21 calls) and its discrete draws when the input moves,
+and whether the attack's gradient carries information (else BPDA through named or found stages).
+
+Structure for a chunked runner: ``AuditConfig`` (every option that changes a number), ``preflight``
+(-> ``Preflight``), ``audit_chunk`` (one chunk -> a JSON-able record of per-sample booleans),
+``audit_summary.summarise`` (records -> ``AuditReport``) and ``audit`` (all chunks in memory).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
-from empirical import attacks, stats
-from empirical.harness.records import outcomes
-from empirical.harness.report import Accuracy, accuracy
-from empirical import predict
+from empirical import attacks, predict
+from empirical.audit_probes import (GradientHealth, cross_entropy_of, find_stages, gradient_health,
+                                    probe_input_dependence, probe_randomness)
+from empirical.audit_summary import (ATTACKS, SCHEMA, VERDICTS, Z_POWER, AuditReport, decide,  # noqa: F401
+                                     summarise)
+from empirical.gradients import bpda_purify
 from empirical.noise import SampleFreshNoise
 from empirical.purifiers import _eval_mode, check_images
-from empirical.replay import (GlobalRNGReplay, ReplayedDefence, RNGKeys, UncontrolledRandomnessError, check_replay,
-                              identical, key_seed, resolve_model)
+from empirical.replay import (PROBE_CALLS, GlobalRNGReplay, ReplayedDefence, RNGKeys, UncontrolledRandomnessError,
+                              check_replay, identical, key_seed, resolve_model)
 
 DATASET_EPS = {"cifar10": 8 / 255, "imagenet": 4 / 255}   # the paper's l_inf budgets; digits: the manifest's
-ATTACKS = ("fresh", "eot", "replay")                        # crafted under: fresh noise, fresh noise + EOT, replay
-VERDICTS = ("deterministic", "masking", "no-masking", "inconclusive")
-Z_POWER = 0.8416                                            # Phi^-1(0.8): 80% power at a 2-SE threshold
+DATASET_SIZES = {"cifar10": 10000}                          # test sets whose size is known without loading them
+LIMITS = {"n_samples": 10 ** 7, "batch_size": 65536, "steps": 10000, "eot": 1000, "fresh_evals": 1000,
+          "predict_samples": 4096, "seed": 2 ** 63 - 1}
+PREFLIGHT_SAMPLES = 8                                       # samples the preflight checks run on
+TINY_MOVE = 1e-3                                            # the input-dependence probe's smallest move
+
+
+class ObfuscatedGradientError(ValueError):
+    """The attack's gradient carries no information about the loss: its numbers would be meaningless."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,11 @@ class AuditConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0 or self.predict_samples < 0 or self.seed < 0 or not 0 < self.step_size < math.inf:
             raise ValueError("steps, predict_samples and seed must be >= 0 and step_size a finite number > 0")
-        if not self.min_effect > 0:
-            raise ValueError(f"min_effect must be > 0 (accuracy points), got {self.min_effect}")
+        for name, limit in LIMITS.items():
+            if int(getattr(self, name)) > limit:
+                raise ValueError(f"{name} must be at most {limit}, got {getattr(self, name)}")
+        if not 0 < self.min_effect < 100:
+            raise ValueError(f"min_effect must be a drop in accuracy points in (0, 100), got {self.min_effect}")
 
     @property
     def gradient(self) -> str:
@@ -130,42 +146,101 @@ def _keys(cfg: AuditConfig, ids: torch.Tensor, chunk: int, purpose: str, replay:
     return RNGKeys(cfg.keys, cfg.seed, purpose, ids=ids, batch_index=chunk, replay=replay)
 
 
+@dataclass
+class Preflight:
+    """What ``preflight`` decided, once for every chunk: ``config`` (with the BPDA stages it found, if the
+    whole-defence gradient was obfuscated and the model composes two stages), whether the model is
+    randomized, and the results of every check, as JSON-able dicts."""
+
+    config: AuditConfig
+    randomized: bool
+    randomness: dict
+    replay_check: dict
+    input_dependence: dict | None
+    gradient_health: dict
+
+    def to_dict(self) -> dict:
+        return {"randomized": self.randomized, "randomness": self.randomness, "replay_check": self.replay_check,
+                "input_dependence": self.input_dependence, "gradient_health": self.gradient_health}
+
+
 def preflight(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, cfg: AuditConfig,
-              classes: int | None) -> bool:
-    """One clear ValueError before any attack: images, logits' shape and finiteness, the stages, the
-    gradient, and uncontrolled randomness. Returns whether the model is randomized."""
+              classes: int | None) -> Preflight:
+    """One clear ValueError before any attack (images, logits' shape and finiteness, stages, replay, an
+    obfuscated gradient with no stages to attack by BPDA), else every check's result. Runs on the first
+    ``PREFLIGHT_SAMPLES`` of x."""
+    x, y, ids = x[:PREFLIGHT_SAMPLES], y[:PREFLIGHT_SAMPLES], torch.as_tensor(ids[:PREFLIGHT_SAMPLES]).cpu()
     check_images(x, "the dataset's images")
     if cfg.norm == "l2" and cfg.eps > math.sqrt(x[0].numel()):
         raise ValueError(f"eps {cfg.eps} exceeds {math.sqrt(x[0].numel()):.4g}, the l2 diameter of the images' "
                          "[0, 1] box")
     x, y = x.to(cfg.device), y.to(cfg.device)
     st = _stages(model, cfg)
-    out = check_replay(st.whole, x, _keys(cfg, ids, 0, "preflight", replay=True))
+    replay = _keys(cfg, ids, 0, "preflight", replay=True)
+    out = check_replay(st.whole, x, replay)
     if out.ndim != 2 or out.shape[0] != x.shape[0] or out.shape[1] != (classes or max(out.shape[1], int(y.max()) + 1)):
         want = f"{classes} classes in {cfg.dataset}" if classes else f"labels up to {int(y.max())}"
         raise ValueError(f"the model returned shape {tuple(out.shape)} on {tuple(x.shape)} images, expected logits "
                          f"[{x.shape[0]}, {classes or 'classes'}] ({want})")
     if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
         raise ValueError("the model's logits contain NaN or inf (or are not floating point) on clean images")
-    if st.gradient == "bpda":
-        _check_stages(st, x, ids, cfg, out)
-    else:
-        grad = _input_grad(st, x, y, _keys(cfg, ids, 0, "preflight", replay=True))
-        if grad is None or not bool(torch.isfinite(grad).all()):
-            raise ValueError("the logits have no finite gradient with respect to the input (the model detaches or "
-                             "uses non-differentiable steps); name its stages (purifier_stage, classifier_stage) "
-                             "to attack it with BPDA")
-    with torch.no_grad():
-        fresh = _keys(cfg, ids, 0, "preflight_fresh")
-        return not identical(st.whole(x, fresh), st.whole(x, fresh))
+    probe = probe_randomness(st.whole, x, _keys(cfg, ids, 0, "preflight_fresh"))
+    cfg, health = _gradient_checks(model, x, y, ids, cfg, out)
+    dependence = None
+    if probe.randomized:
+        g = torch.Generator().manual_seed(key_seed(cfg.seed, "preflight_moves"))
+        dependence = probe_input_dependence(st.whole, x, replay, _keys(cfg, ids, 0, "preflight_draws"),
+                                            {f"{TINY_MOVE:g}": TINY_MOVE, "step-size": cfg.step_size}, g).to_dict()
+    return Preflight(config=cfg, randomized=probe.randomized, randomness=probe.to_dict(),
+                     replay_check={"calls": PROBE_CALLS, "identical": True, "samples": int(x.shape[0])},
+                     input_dependence=dependence, gradient_health=health)
 
 
-def _input_grad(st: _Stages, x, y, keys) -> torch.Tensor | None:
+def _health(cfg: AuditConfig, forward: Callable, grad: Callable | None, x, y, name: str) -> GradientHealth:
+    loss, full_grad = cross_entropy_of(forward, y)
+    g = torch.Generator().manual_seed(key_seed(cfg.seed, "preflight_gradient"))
+    return gradient_health(loss, grad or full_grad, x, step=cfg.step_size, norm=cfg.norm, generator=g, name=name)
+
+
+def _gradient_checks(model: Any, x, y, ids, cfg: AuditConfig, whole_out) -> tuple[AuditConfig, dict]:
+    """The gradient through the whole defence and, under BPDA, the attack's; returns the configuration the
+    attacks will run under (BPDA through found stages when the whole gradient is obfuscated)."""
+    replay = _keys(cfg, ids, 0, "preflight", replay=True)
+    whole = ReplayedDefence(model)
+    full = _health(cfg, lambda t: whole.differentiable(t, replay), None, x, y, "full")
+    out = {"full": full.to_dict(), "attack": "full", "stages_found": None}
+    if cfg.gradient == "full" and full.obfuscated:
+        found = find_stages(model, x, replay, whole_out)
+        if found is None:
+            children = [n for n, _ in model.named_children()] if isinstance(model, torch.nn.Module) else []
+            raise ObfuscatedGradientError(
+                f"the gradient through the whole defence is {full.describe()}: PGD on it would measure the "
+                "gradient, not the defence, and report nearly clean accuracy as robust. Attack it with BPDA: name "
+                "the non-differentiable stage and the classifier after it (purifier_stage, classifier_stage"
+                + (f"; the model's children: {', '.join(children)}" if children else "") + ")")
+        cfg = dataclasses.replace(cfg, purifier_stage=found[0], classifier_stage=found[1])
+        out["stages_found"] = list(found)
+    if cfg.gradient == "bpda":
+        st = _stages(model, cfg)
+        _check_stages(st, x, ids, cfg, whole_out)
+        bpda = _health(cfg, lambda t: whole.differentiable(t, replay),
+                       lambda t: _bpda_grad(st, t, y, replay), x, y, "bpda")
+        out.update(bpda=bpda.to_dict(), attack="bpda")
+        if bpda.obfuscated:
+            raise ObfuscatedGradientError(
+                f"the BPDA gradient through the classifier stage {cfg.classifier_stage!r} is {bpda.describe()}: "
+                "move every non-differentiable step into the purifier stage")
+    return cfg, out
+
+
+def _bpda_grad(st: _Stages, x: torch.Tensor, y: torch.Tensor, keys: RNGKeys) -> torch.Tensor | None:
     xg = x.detach().clone().requires_grad_(True)
-    out = st.purifier.differentiable(xg, keys)
-    if not out.requires_grad:
-        return None
-    return torch.autograd.grad(torch.nn.functional.cross_entropy(out, y), xg, allow_unused=True)[0]
+    with torch.enable_grad(), _eval_mode(st.classifier):
+        logits = st.classifier(bpda_purify(st.purifier, xg, keys))
+        if not logits.requires_grad:
+            return None
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        return torch.autograd.grad(loss, xg, allow_unused=True)[0]
 
 
 def _check_stages(st: _Stages, x, ids, cfg, whole_out) -> None:
@@ -183,23 +258,23 @@ def _check_stages(st: _Stages, x, ids, cfg, whole_out) -> None:
 
 
 def audit_chunk(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk_index: int,
-                cfg: AuditConfig) -> dict:
+                cfg: AuditConfig, randomized: bool) -> dict:
     """Every cell of the audit for one chunk: lists of per-sample booleans ([R][N] for fresh-noise tests).
 
-    Attacks keep their final iterate (no selection), so crafting under fresh or replayed noise is the
-    only difference between the cells; on a deterministic model they coincide exactly.
+    ``randomized`` is preflight's decision, kept for every chunk. Attacks keep their final iterate, so
+    crafting under fresh or replayed noise is the only difference between the cells. A deterministic
+    model's chunk checks that its outputs under new keys equal the replayed ones and that the three
+    attacks found the same examples; either difference raises UncontrolledRandomnessError.
     """
     x, y = x.to(cfg.device), y.to(cfg.device)
     ids = torch.as_tensor(ids).cpu()
-    probe = _stages(model, cfg)
-    fixed = _keys(cfg, ids, chunk_index, "replay", replay=True)
-    check_replay(probe.whole, x, fixed)
-    with torch.no_grad():
-        check = _keys(cfg, ids, chunk_index, "randomized")
-        randomized = not identical(probe.whole(x, check), probe.whole(x, check))
     st = _stages(model, cfg, stochastic=randomized)
+    fixed = _keys(cfg, ids, chunk_index, "replay", replay=True)
+    check_replay(st.whole, x, fixed, calls=2)
+    if not randomized:
+        _check_deterministic(st.whole, x, [fixed, _keys(cfg, ids, chunk_index, "deterministic_check")], chunk_index)
     c, p = st.classifier, st.purifier
-    record: dict = {"chunk": int(chunk_index), "ids": ids.tolist(), "randomized": randomized}
+    record: dict = {"chunk": int(chunk_index), "ids": ids.tolist(), "randomized": bool(randomized)}
 
     def test(x_eval: torch.Tensor, purpose: str, name: str) -> None:
         fresh = attacks.evaluate(c, p, x_eval, y, mode="fresh", noise=_keys(cfg, ids, chunk_index, purpose),
@@ -210,187 +285,110 @@ def audit_chunk(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
 
     test(x, "clean_eval", "clean")
     budget = dict(eps=cfg.eps, norm=cfg.norm, steps=cfg.steps, step_size=cfg.step_size, gradient=st.gradient)
+    found = {}
     for name in ATTACKS:
         noise = fixed if name == "replay" else _keys(cfg, ids, chunk_index, f"{name}_attack")
-        adv = attacks.pgd(c, p, x, y, eot=cfg.eot if name == "eot" else 1, noise=noise, keep="final", **budget)
-        test(adv.x_adv, f"{name}_eval", name)
-        if name == "replay" and randomized and cfg.predict_samples:
-            record["toy"] = toy_reading(st, adv.x_adv, y, ids, chunk_index, cfg, record)
+        found[name] = attacks.pgd(c, p, x, y, eot=cfg.eot if name == "eot" else 1, noise=noise, keep="final",
+                                  **budget).x_adv
+        test(found[name], f"{name}_eval", name)
+    if not randomized:
+        if not all(identical(found[a], found["replay"]) for a in ATTACKS):
+            raise UncontrolledRandomnessError(f"chunk {chunk_index}: the model was found deterministic before the "
+                                              "attacks, yet attacks under different keys found different examples")
+        record["deterministic_check"] = {"identical": True}
+    elif cfg.predict_samples:
+        _toy(record, st, found["replay"], y, ids, chunk_index, cfg)
     return record
 
 
 @torch.no_grad()
-def toy_reading(st: _Stages, x_adv: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk: int,
-                cfg: AuditConfig, record: dict) -> list[dict]:
-    """The toy model of Sec. 4.2 read on the replay attack's examples, as ``predict.predict_chunk`` does and
-    in its record format: for up to ``predict_samples`` samples correct clean and fooled under replay, sigma
-    and n_eff of the output's spread (the purifier stage's images under BPDA, else the logits, read as
-    [classes, 1, 1]) fitted on fresh draws, Theorem 1's survival under fresh noise, and the fraction of
-    other, held-out draws still fooled. Each draw is one call, so per-batch keys give independent draws."""
-    settings = cfg.predict
-    chosen = [i for i in range(len(ids)) if record["clean_replay"][i] and not record["replay_replay"][i]]
-    chosen = chosen[:settings.samples]
-    if not chosen:
-        return []
-    logits = st.gradient == "full"
-    as_image = (lambda t: t.view(*t.shape, 1, 1)) if logits else (lambda t: t)
-    classifier = torch.nn.Flatten() if logits else st.classifier
-    index = torch.tensor(chosen, device=x_adv.device)
-    z0 = as_image(st.purifier(x_adv, _keys(cfg, ids, chunk, "replay", replay=True)))[index]
-    xs, sid = x_adv[index], ids[index.cpu()]
-    draws = {}
-    for purpose, k in ((predict.PURPOSE_FIT, settings.fit_draws), (predict.PURPOSE_EVAL, settings.eval_draws)):
-        keys = _keys(cfg, sid, chunk, purpose)
-        draws[purpose] = torch.stack([as_image(st.purifier(xs, keys)) for _ in range(k)], 1)
-    weights = SampleFreshNoise(sid, key_seed(cfg.seed, predict.PURPOSE_DIRS, chunk)).draw(
-        "forward", 0, (len(chosen), settings.directions, settings.fit_draws), "cpu", torch.float64)
-    out = []
-    with _eval_mode(classifier):
-        for k, i in enumerate(chosen):
-            label, fit = int(y[i]), predict.fit_noise(draws[predict.PURPOSE_FIT][k])
-            reading = predict.toy_reading(classifier, fit, z0[k], label, weights[k], settings)
-            fooled = (classifier(draws[predict.PURPOSE_EVAL][k]).argmax(dim=1) != label).cpu().tolist()
-            out.append({"id": int(ids[i]), "fit": {**fit.summary(), "directions": settings.directions, **reading},
-                        "eval": {"draws": settings.eval_draws, "fooled": fooled, "survival": float(np.mean(fooled))}})
-    return out
+def _check_deterministic(whole: GlobalRNGReplay, x: torch.Tensor, keys: list[RNGKeys], chunk: int) -> None:
+    first = whole(x, keys[0])
+    for k in keys[1:]:
+        if not identical(first, whole(x, k)):
+            raise UncontrolledRandomnessError(
+                f"chunk {chunk}: the model's outputs differ between keys, but the preflight's {PROBE_CALLS} calls "
+                "found it deterministic on the first samples: randomness that appears on some inputs only cannot be "
+                "audited as deterministic; put such inputs first or make the randomness appear on every input")
 
 
-@dataclass
-class AuditReport:
-    """The audit's numbers (accuracies and drops in percent), verdict and recommendation.
+class _ReplayRows:
+    """The replay keys of a chunk as predict_chunk's replay source: rows ``index`` of the chunk's replayed
+    output (per-batch draws depend on the whole chunk, so the chunk is run whole)."""
 
-    cells: "clean_<test>" and "<attack>_<test>" for attack in fresh | eot | replay (what the attack was
-    crafted under) and test in fresh (mean over R draws) | replay | worst (correct under all R draws).
-    drop / drop_eot: fresh-noise (EOT) robust accuracy minus replay robust accuracy, paired per sample.
-    """
+    replay = True
 
-    config: AuditConfig
-    randomized: bool
-    n: int
-    cells: dict[str, Accuracy]
-    drop: stats.Difference
-    drop_eot: stats.Difference
-    verdict: str
-    power: float | None
-    detectable: float | None
-    toy: dict
-    recommendation: str = ""
-    records: list = field(default_factory=list, repr=False)
+    def __init__(self, keys: RNGKeys, index: torch.Tensor | None = None):
+        self.keys, self.index = keys, index
 
-    def to_dict(self) -> dict:
-        cell = lambda a: None if a is None else {"acc": a.mean, "se": a.se, "n": a.n, "draws": a.draws,
-                                                  "spread": a.spread}
-        drop = lambda d: {"mean": d.mean, "se": d.se, "n": d.n, "sd": d.sd}
-        c = self.cells
-        return {"randomized": self.randomized, "verdict": self.verdict, "recommendation": self.recommendation,
-                "clean": cell(c.get("clean_fresh")), "fresh": cell(c.get("fresh_fresh")),
-                "eot": cell(c.get("eot_fresh")), "replay": cell(c.get("replay_replay")),
-                "replay_crafted_fresh": cell(c.get("replay_fresh")), "drop": drop(self.drop),
-                "drop_eot": drop(self.drop_eot), "n_samples": self.n,
-                "power": {"min_effect": self.config.min_effect, "power": self.power,
-                          "detectable_at_80": self.detectable},
-                "cells": {k: cell(v) for k, v in c.items()}, "toy": self.toy, "config": self.config.to_dict(),
-                "records": self.records}
+    def subset(self, index: torch.Tensor) -> "_ReplayRows":
+        return _ReplayRows(self.keys, torch.as_tensor(index))
 
 
-def decide(randomized: bool, drop: stats.Difference, drop_eot: stats.Difference,
-           min_effect: float) -> tuple[str, float | None, float | None]:
-    """(verdict, power to detect a ``min_effect``-point drop, drop detectable with 80% power).
+class _ToyStage:
+    """The audited purifier stage as predict_chunk's purifier: images under BPDA; else the logits, read as
+    [classes, 1, 1] images (``torch.nn.Flatten`` classifies them). predict_chunk expects outputs shaped like
+    its inputs, so for logits it is handed ``handles`` (row i filled with i, shaped like a logit image)
+    and the stage looks the images up by them."""
 
-    masking: replay robust accuracy below both the fresh-noise and the EOT one by >= 2 paired SE.
-    no-masking: the drop from the stronger of the two (the smaller drop) is within 2 paired SE, and the
-    audit had >= 80% power to see a ``min_effect``-point drop (one-sided test at 2 SE). Else inconclusive.
-    """
-    if not randomized:
-        return "deterministic", None, None
-    ref = min((drop, drop_eot), key=lambda d: d.mean)
-    if math.isnan(ref.se):
-        return "inconclusive", None, None
-    power = stats.power(min_effect, ref.sd, ref.n)
-    detectable = (stats.Z_DEFAULT + Z_POWER) * ref.se
-    if all(d.mean > 0 and d.mean >= stats.Z_DEFAULT * d.se for d in (drop, drop_eot)):
-        return "masking", power, detectable
-    if abs(ref.mean) <= stats.Z_DEFAULT * ref.se and power >= 0.8:
-        return "no-masking", power, detectable
-    return "inconclusive", power, detectable
+    stochastic = True
 
+    def __init__(self, st: _Stages, x_adv: torch.Tensor, replay: RNGKeys):
+        self.purifier, self.x_adv, self.logits = st.purifier, x_adv, st.gradient == "full"
+        self.replayed = self._shape(self.purifier(x_adv, replay))
+        n = x_adv.shape[0]
+        self.handles = (torch.arange(n, dtype=torch.float32, device=x_adv.device).view(n, 1, 1, 1)
+                        .expand(self.replayed.shape).clone() if self.logits else x_adv)
 
-def summarise(records: list[dict], cfg: AuditConfig) -> AuditReport:
-    """Join the chunks' records into accuracies, paired drops, the toy reading and the verdict."""
-    if not records:
-        raise ValueError("no audit records to summarise")
-    joined = {k: outcomes(records, k) for k in records[0] if k.endswith(("_fresh", "_replay"))}
-    cells = {k: accuracy(v) for k, v in joined.items()}
-    for name in ("clean",) + ATTACKS:
-        cells[f"{name}_worst"] = accuracy(np.asarray(joined[f"{name}_fresh"], dtype=bool).all(0).tolist())
-    drop = stats.paired_difference(joined["fresh_fresh"], joined["replay_replay"])
-    drop_eot = stats.paired_difference(joined["eot_fresh"], joined["replay_replay"])
-    randomized = any(r["randomized"] for r in records)
-    verdict, power, detectable = decide(randomized, drop, drop_eot, cfg.min_effect)
-    rep = AuditReport(config=cfg, randomized=randomized, n=len(joined["clean_replay"]), cells=cells, drop=drop,
-                      drop_eot=drop_eot, verdict=verdict, power=power, detectable=detectable,
-                      toy=summarise_toy(records), records=records)
-    rep.recommendation = recommendation(rep)
-    return rep
+    def _shape(self, out: torch.Tensor) -> torch.Tensor:
+        return out.view(*out.shape, 1, 1) if self.logits else out
+
+    def __call__(self, x: torch.Tensor, noise: Any) -> torch.Tensor:
+        if isinstance(noise, _ReplayRows):
+            return self.replayed[noise.index.to(self.replayed.device)]
+        images = self.x_adv[x[:, 0, 0, 0].round().long()] if self.logits else x
+        return self._shape(self.purifier(images, noise))
 
 
-def summarise_toy(records: list[dict]) -> dict:
-    """``predict.summarise`` of the replay attack's cells (replay cells as [1][N], Table 1's layout): the toy
-    model's predicted accuracy of the replay-crafted examples under fresh noise, and the fitted sigma, n_eff."""
-    return predict.summarise([{"clean_replay": [r["clean_replay"]], "bpda_replay": [r["replay_replay"]],
-                               "bpda_replay_tested_fresh": r["replay_fresh"], "prediction": r.get("toy", [])}
-                              for r in records])
+def _toy(record: dict, st: _Stages, x_adv: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk: int,
+         cfg: AuditConfig) -> None:
+    """The toy model of Sec. 4.2 read on the replay attack's examples by ``predict.predict_chunk`` (record
+    "toy"). Its fresh draws use per-sample keys, so each draw is its own call and per-call randomness is
+    drawn anew. Output noise the toy cannot read (discrete or degenerate) leaves the note "toy reading not
+    applicable" in "toy_note" and the chunk's attack results as they are."""
+    def fresh_for(purpose: str, sid: torch.Tensor) -> Any:
+        if purpose == predict.PURPOSE_DIRS:
+            return SampleFreshNoise(sid, key_seed(cfg.seed, predict.PURPOSE_DIRS, chunk))
+        return RNGKeys("sample", cfg.seed, f"{purpose}/{chunk}", ids=sid, replay=False)
+
+    classifier = torch.nn.Flatten() if st.gradient == "full" else st.classifier
+    replay = _keys(cfg, ids, chunk, "replay", replay=True)
+    try:
+        stage = _ToyStage(st, x_adv, replay)
+        record["toy"] = predict.predict_chunk(classifier, stage, stage.handles, y, ids, _ReplayRows(replay),
+                                              fresh_for, record["replay_replay"], record["clean_replay"], cfg.predict)
+    except (ValueError, RuntimeError) as err:
+        record["toy"] = []
+        record["toy_note"] = f"toy reading not applicable: {err}"
 
 
-def recommendation(rep: AuditReport) -> str:
-    """One paragraph: what number to report for this model, and why (Theorems 1 and 2)."""
-    c, k, r = rep.cells, rep.config.eot, rep.config.fresh_evals
-    t = lambda key: f"{c[key].mean:.1f}±{c[key].se:.1f}%"
-    dt = lambda d: f"{d.mean:+.1f}±{d.se:.1f} points"
-    pw = (f"power {rep.power:.2f} to detect a {rep.config.min_effect:g}-point drop; drops above "
-          f"{rep.detectable:.1f} points are detected with 80% power") if rep.power is not None else ""
-    if rep.verdict == "deterministic":
-        return (f"The model's outputs do not change between calls: it is deterministic, and replay and EOT change "
-                f"nothing (drop {dt(rep.drop)}). Report the PGD robust accuracy, {t('replay_replay')}; no "
-                "randomized evaluation protocol is needed.")
-    if rep.verdict == "masking":
-        return (f"Randomness masks the gradient. Attacks crafted under fresh noise overstate robustness: PGD "
-                f"{t('fresh_fresh')} and PGD-EOT-{k} {t('eot_fresh')} against {t('replay_replay')} with the "
-                f"randomness replayed (drops {dt(rep.drop)} and {dt(rep.drop_eot)}, paired). EOT does not close "
-                "the gap because it averages the attack's noise, not the test's (Theorem 1). Report the replay "
-                f"robust accuracy, {t('replay_replay')}, as the model's robustness (replay does not change the "
-                "model, Theorem 2); if a fresh-noise number is given too, name its estimand (mean over "
-                f"{r} fresh draws; worst-of-{r}: {t('eot_worst')}) and give the replay-crafted examples under "
-                f"fresh noise, {t('replay_fresh')}, beside it.")
-    if rep.verdict == "no-masking":
-        return (f"No masking resolved: replay robust accuracy {t('replay_replay')} is within 2 paired SE of "
-                f"PGD-EOT-{k} under fresh noise, {t('eot_fresh')} (drop {dt(rep.drop_eot)}; {pw}). Report the "
-                f"PGD-EOT-{k} robust accuracy with its estimand (mean over {r} fresh draws; worst-of-{r}: "
-                f"{t('eot_worst')}) and the replay number beside it as the masking check.")
-    ref = min((rep.drop, rep.drop_eot), key=lambda d: d.mean)
-    why = ("the replay attack was weaker than a fresh-noise attack; check the attack's steps and step size"
-           if ref.mean < -stats.Z_DEFAULT * ref.se else "the paired drop is not resolved")
-    need = ""
-    if ref.sd == ref.sd and ref.sd > 0:
-        n80 = stats.samples_to_resolve(rep.config.min_effect, ref.sd, z=stats.Z_DEFAULT + Z_POWER)
-        need = f"; about {n80} samples give 80% power for a {rep.config.min_effect:g}-point drop"
-    return (f"Inconclusive: {why} (drops {dt(rep.drop)} fresh, {dt(rep.drop_eot)} EOT; {pw or 'power unknown'}"
-            f"{need}). Rerun with more samples (n_samples) or fresh draws (fresh_evals); until then report the "
-            f"lower of the replay ({t('replay_replay')}) and PGD-EOT-{k} ({t('eot_fresh')}) robust accuracies.")
-
-
-def audit_data(cfg: AuditConfig, data: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | None]:
-    """(x, y, ids, classes) of the first ``n_samples`` images of ``data`` (an ImageSet, or (x, y[, ids]) with
-    classes None: unknown) or of the configured dataset."""
+def audit_data(cfg: AuditConfig, data: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | None,
+                                                       int | None]:
+    """(x, y, ids, classes, available) of the first ``n_samples`` images of ``data`` (an ImageSet, or
+    (x, y[, ids]) with classes None: unknown) or of the configured dataset; ``available``: how many
+    samples the dataset holds (None when unknown without loading all of it)."""
+    whole = data is not None or cfg.dataset == "digits"     # all of the data is at hand (digits: 450 images)
     if data is None:
         from empirical.data import load_dataset
-        data = load_dataset(cfg.dataset, cfg.data_dir, n=cfg.n_samples)
+        data = load_dataset(cfg.dataset, cfg.data_dir, n=None if whole else cfg.n_samples)
     x, y, ids, classes = ((data.x, data.y, data.ids, int(data.classes)) if hasattr(data, "x")
                           else (*data[:2], data[2] if len(data) > 2 else torch.arange(len(data[1])), None))
+    available = len(y) if whole else DATASET_SIZES.get(cfg.dataset)
     if len(y) < cfg.n_samples:
-        raise ValueError(f"asked for {cfg.n_samples} samples but the data holds {len(y)}")
+        raise ValueError(f"asked for {cfg.n_samples} samples but the data holds {len(y)}; lower n_samples")
     n = cfg.n_samples
-    return x[:n], torch.as_tensor(y[:n], dtype=torch.long), torch.as_tensor(ids[:n], dtype=torch.long), classes
+    return (x[:n], torch.as_tensor(y[:n], dtype=torch.long), torch.as_tensor(ids[:n], dtype=torch.long), classes,
+            available)
 
 
 def audit(factory_or_model: Any, cfg: AuditConfig, *, data: Any = None,
@@ -398,12 +396,13 @@ def audit(factory_or_model: Any, cfg: AuditConfig, *, data: Any = None,
     """Audit a model (an nn.Module or callable, or a zero-argument factory returning one) on ``data``
     (default: the configured dataset); every check runs before the first attack."""
     model = resolve_model(factory_or_model, cfg.device)
-    x, y, ids, classes = audit_data(cfg, data)
-    preflight(model, x[:4], y[:4], ids[:4], cfg, classes)
+    x, y, ids, classes, available = audit_data(cfg, data)
+    pre = preflight(model, x, y, ids, cfg, classes)
+    cfg = pre.config
     spans = [(lo, min(lo + cfg.batch_size, len(y))) for lo in range(0, len(y), cfg.batch_size)]
     records = []
     for i, (lo, hi) in enumerate(spans):
-        records.append(audit_chunk(model, x[lo:hi], y[lo:hi], ids[lo:hi], i, cfg))
+        records.append(audit_chunk(model, x[lo:hi], y[lo:hi], ids[lo:hi], i, cfg, pre.randomized))
         if progress is not None:
             progress(i + 1, len(spans))
-    return summarise(records, cfg)
+    return summarise(records, cfg, pre.to_dict(), available)

@@ -10,11 +10,13 @@ replays them at test time; here the key stands for eta: the same key gives the s
 Keys (``RNGKeys``) are per batch (the paper's rule, eq. 5: one seed per batch and call) or per sample
 (each sample is run on its own with its own seed, so its output does not depend on the batch it is in).
 Randomness the wrapper cannot control (Python's ``random``, NumPy's global RNG, a generator the model
-owns) makes replayed outputs differ; ``check_replay`` detects it and raises ``UncontrolledRandomnessError``.
+owns) makes replayed outputs differ; ``check_replay`` detects it over ``PROBE_CALLS`` calls (so a coin with
+few outcomes cannot pass by luck), names the likely source and raises ``UncontrolledRandomnessError``.
 """
 from __future__ import annotations
 
 import inspect
+import math
 import random
 import zlib
 from contextlib import contextmanager
@@ -25,6 +27,10 @@ import torch
 
 KEY_MODES = ("batch", "sample")
 _SEED_BITS = 63
+MISS_BOUND = 1e-6
+# Calls that expose per-call randomness with k equally likely outcomes: all N calls agree with probability
+# k^(1 - N) <= 2^(1 - N) for every k >= 2, and 2^(1 - 21) < 1e-6 = MISS_BOUND.
+PROBE_CALLS = 1 + math.ceil(math.log2(1 / MISS_BOUND))
 
 
 class UncontrolledRandomnessError(ValueError):
@@ -140,7 +146,12 @@ class GlobalRNGReplay:
     def _run(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         before = _foreign_state()
         with seeded_global_rng(seed):
-            out = self.model(x)
+            try:
+                out = self.model(x)
+            except ValueError:
+                raise
+            except Exception as exc:
+                raise ValueError(f"the model raised {type(exc).__name__} on a {list(x.shape)} input: {exc}") from exc
         moved = _foreign_moved(before, _foreign_state())
         if moved:
             raise UncontrolledRandomnessError(f"the model draws from {' and '.join(moved)}, which replay cannot "
@@ -165,25 +176,83 @@ def identical(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
 
 
-def check_replay(wrapper: GlobalRNGReplay, x: torch.Tensor, keys: RNGKeys) -> torch.Tensor:
-    """Run twice under the same replay keys and require bit-identical outputs; return the output.
+def check_replay(wrapper: GlobalRNGReplay, x: torch.Tensor, keys: RNGKeys, calls: int = PROBE_CALLS) -> torch.Tensor:
+    """Run ``calls`` times under the same replay keys and require bit-identical outputs; return the output.
 
     A difference means randomness the key does not control: a generator object the model owns, state
-    the model changes between calls (a counter, a cache), or
-    nondeterministic kernels (on CUDA: torch.use_deterministic_algorithms(True)).
+    the model changes between calls (a counter, a cache), or nondeterministic kernels. With the default
+    ``PROBE_CALLS`` a source with k <= 16 equally likely outcomes per call passes with probability below
+    ``MISS_BOUND``; two calls would let a coin through half the time. The error names the likely source.
     """
     if not keys.replay:
         raise ValueError("check_replay needs replay keys (replay=True)")
+    if int(calls) != calls or calls < 2:
+        raise ValueError(f"check_replay needs calls >= 2, got {calls}")
+    before = _mutable_state(wrapper.model)
     with torch.no_grad():
-        first, second = wrapper(x, keys), wrapper(x, keys)
-    if not identical(first, second):
-        diff = (first - second).abs().max().item() if first.shape == second.shape else float("nan")
-        raise UncontrolledRandomnessError(
-            f"the model's output differs between two calls with the same replay key (max difference {diff:.3g}): "
-            "its randomness does not come only from torch's global generators (a torch.Generator or "
-            "np.random.Generator the model owns, state it changes between calls, or nondeterministic CUDA "
-            f"kernels: torch.use_deterministic_algorithms(True)); {FIX}")
+        first = wrapper(x, keys)
+        for _ in range(int(calls) - 1):
+            other = wrapper(x, keys)
+            if not identical(first, other):
+                diff = (first - other).abs().max().item() if first.shape == other.shape else float("nan")
+                changed = [name for name, value in _mutable_state(wrapper.model).items()
+                           if not _same(value, before.get(name))]
+                raise UncontrolledRandomnessError(
+                    f"the model's output differs between calls with the same replay key ({calls} calls, max "
+                    f"difference {diff:.3g}); likely source: {_likely_source(wrapper.model, changed)}; {FIX}")
     return first
+
+
+_OWNED_RNGS = (random.Random, np.random.Generator, np.random.RandomState, np.random.BitGenerator, torch.Generator)
+
+
+def _objects(model: Any) -> Iterator[tuple[str, Any]]:
+    """(dotted name, object) of the model and, for an nn.Module, every submodule."""
+    if isinstance(model, torch.nn.Module):
+        for name, module in model.named_modules():
+            yield ("model" + (f".{name}" if name else "")), module
+    else:
+        yield "model", model
+
+
+def owned_generators(model: Any) -> list[str]:
+    """Random generators the model holds as attributes (``random.Random``, NumPy generators,
+    ``torch.Generator``): randomness that the global-RNG replay cannot seed."""
+    found = []
+    for prefix, obj in _objects(model):
+        for attr, value in getattr(obj, "__dict__", {}).items():
+            if isinstance(value, _OWNED_RNGS):
+                found.append(f"{prefix}.{attr} (a {type(value).__module__}.{type(value).__name__} the model owns)")
+    return found
+
+
+def _mutable_state(model: Any) -> dict[str, Any]:
+    """Buffers and plain number attributes of the model's modules, copied: state a call may change."""
+    out: dict[str, Any] = {}
+    for prefix, obj in _objects(model):
+        for attr, value in getattr(obj, "__dict__", {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{prefix}.{attr}"] = value
+        if isinstance(obj, torch.nn.Module):
+            for name, buf in obj.named_buffers(recurse=False):
+                out[f"{prefix}.{name}"] = buf.detach().clone()
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return identical(a, b)
+    return a == b
+
+
+def _likely_source(model: Any, changed: list[str]) -> str:
+    owned = owned_generators(model)
+    if owned:
+        return ", ".join(owned)
+    if changed:
+        return "state the model changes between calls: " + ", ".join(changed)
+    return ("none found among the model's attributes (a generator held elsewhere, a closure, or nondeterministic "
+            "CUDA kernels: torch.use_deterministic_algorithms(True))")
 
 
 class ReplayedDefence:
