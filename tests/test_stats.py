@@ -195,22 +195,35 @@ def test_paired_test_rejects_bad_input():
         paired_test([2.0, 0], [1, 0])
 
 
-def test_equivalence_test_matches_brute_force_tost():
-    rng = np.random.default_rng(4)
-    a, b = rng.integers(0, 2, size=(2, 8)), rng.integers(0, 2, size=(2, 8))
-    t = equivalence_test(a, b, margin=25)
-    d = a.mean(0) - b.mean(0)
-    expect = max(_brute_signflip(d + 0.25)[1], _brute_signflip(0.25 - d)[1])
-    assert t.test == "TOST exact sign-flip" and t.p == pytest.approx(expect, abs=1e-12)
-
-
-def test_equivalence_test_decides_identical_and_shifted_cells():
+def test_equivalence_test_hand_cases_and_zero_discordant_pairs():
     same = equivalence_test([1, 0] * 50, [1, 0] * 50, margin=5)
-    assert same.p < 1e-20 and equivalence_verdict(same, 5, same.p) == "reproduced"
-    tiny = equivalence_test([1, 0, 1], [1, 0, 1], margin=5)           # 3 samples cannot show equivalence
-    assert tiny.p == pytest.approx(0.125) and equivalence_verdict(tiny, 5, tiny.p) == "inconclusive"
+    # 0 of 100 discordant each way: the bound 1 - (alpha / 2)^(1/100) < 0.05 first at alpha = 2 * 0.95^100
+    assert same.p == pytest.approx(2 * 0.95 ** 100, rel=1e-6) and same.discordant == (0, 0)
+    assert equivalence_verdict(same, 5, same.p) == "reproduced" and same.statistic > 0
+    sixteen = equivalence_test([1, 0] * 8, [1, 0] * 8, margin=5)      # 0 of 16 discordant is no evidence of +-5
+    assert sixteen.p > 0.5 and sixteen.statistic < 0 and equivalence_verdict(sixteen, 5, sixteen.p) == "inconclusive"
     far = equivalence_test([1] * 40, [0] * 40, margin=5)              # a 100-point change
-    assert far.p > 0.5 and equivalence_verdict(far, 5, far.p) == "contradicted"
+    assert far.p == 1.0 and equivalence_verdict(far, 5, far.p) == "contradicted"
+
+
+def test_equivalence_test_never_exceeds_alpha_at_the_band_edge():
+    """Paired yes/no outcomes whose true difference sits exactly on the band edge (+5 points)."""
+    rng = np.random.default_rng(9)
+    hits = 0
+    for _ in range(300):
+        u = rng.random(120)
+        a = (u < 0.06) | (u > 0.5)                                   # a > b w.p. 0.06, a < b w.p. 0.01
+        b = ((u >= 0.06) & (u < 0.07)) | (u > 0.5)
+        hits += equivalence_test(a, b, margin=5).p < 0.05
+    assert hits / 300 <= 0.05
+
+
+def test_equivalence_test_on_rates_over_draws():
+    a = np.array([[1, 1, 0, 1] * 30, [1, 0, 0, 1] * 30], float)       # R = 2 draws: rates on a grid of 1/2
+    b = np.array([1, 1, 0, 1] * 30, float)
+    t = equivalence_test(a, b, margin=20)
+    assert t.test == "TOST exact (Clopper-Pearson)" and t.mean == pytest.approx(-12.5)
+    assert t.ci[0] < -12.5 < t.ci[1] and t.p < 0.05
 
 
 def _fake(ci, test="TOST exact sign-flip", mean=0.0):
