@@ -14,17 +14,9 @@ from empirical import attacks, predict, stats
 from empirical.harness import report
 from empirical.harness.setup import load_setup
 from empirical.harness.tables import cell, drop, run_protocol
+from empirical.paper.numbers import TABLE1_ROWS
 
-PAPER_ROWS = [  # the paper's own Table 1, printed in its own block, labelled with dataset and threat model
-    {"purifier": "DDPM (CIFAR-10)", "method": "DiffPure", "fix": "no", "t_star": 100,
-     "clean": 84.51, "bpda": 82.38, "eot": 80.8},
-    {"purifier": "DDPM (CIFAR-10)", "method": "DiffPure", "fix": "yes", "t_star": 100,
-     "clean": 85.25, "bpda": 60.62, "eot": 60.7},
-    {"purifier": "Guided (ImageNet)", "method": "DiffPure", "fix": "no", "t_star": 150,
-     "clean": 69.0, "bpda": 67.0, "eot": None},
-    {"purifier": "Guided (ImageNet)", "method": "DiffPure", "fix": "yes", "t_star": 150,
-     "clean": 68.5, "bpda": 34.0, "eot": None},
-]
+PAPER_ROWS = TABLE1_ROWS  # the paper's own Table 1, printed in its own block, labelled with dataset and threat model
 PAPER_THREAT = "paper (WRN-28-10 on CIFAR-10, l_inf 8/255; ResNet-50 on ImageNet, l_inf 4/255)"
 COLUMNS = [("purifier", "Purifier model"), ("method", "Method"), ("fix", "Fix"), ("t_star", "t*"),
            ("clean", "Clean"), ("bpda", "BPDA"), ("eot", "BPDA-EOT"), ("transfer", "Replay->fresh"),
