@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import sysconfig
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -30,6 +31,7 @@ SOURCE_PACKAGES = ("empirical", "toymodel", "figures")
 VERSIONED = ("torch", "diffusers", "numpy", "scipy", "numba")
 CACHE_ENV = "DISSECT_PURIFICATION_CACHE"
 HASH_CACHE_NAME = "file-hashes.json"
+RECENT_S = 2.0
 
 
 def cache_dir() -> Path:
@@ -53,21 +55,26 @@ def _stream_hashes(path: Path) -> dict:
 def sha256_cached(paths: Iterable[str | Path]) -> list[dict]:
     """{"sha256", "md5"} of each file, streamed; remembered in the cache folder under (resolved path, size,
     mtime in ns), so an unchanged file is not read again and any write (which moves the mtime) rehashes it.
-    A cache that cannot be read or written is ignored: it only saves time."""
+    A file modified in the last RECENT_S seconds is always hashed and never remembered (a second write within
+    one tick of the file system's clock would keep the mtime). A cache that cannot be read or written is
+    ignored: it only saves time."""
     store = cache_dir() / HASH_CACHE_NAME
     try:
         cached = json.loads(store.read_text())
         cached = cached if isinstance(cached, dict) else {}
     except (OSError, ValueError):
         cached = {}
-    out, fresh = [], {}
+    out, fresh, now = [], {}, time.time_ns()
     for p in paths:
         p = Path(p).resolve()
         st = p.stat()
         key = f"{p}\t{st.st_size}\t{st.st_mtime_ns}"
-        entry = cached.get(key)
+        recent = now - st.st_mtime_ns < RECENT_S * 1e9
+        entry = None if recent else cached.get(key)
         if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("md5"), str)):
-            entry = fresh[key] = _stream_hashes(p)
+            entry = _stream_hashes(p)
+            if not recent:
+                fresh[key] = entry
         out.append(entry)
     if fresh:
         try:

@@ -65,7 +65,11 @@ def train_ddpm(steps: int, batch_size: int, lr: float, ema_decay: float, seed: i
     step, elapsed, losses = 0, 0.0, []
     ckpt = ckpt_dir / "ddpm_ckpt.pt"
     if resume and ckpt.exists():
-        st = torch.load(ckpt, weights_only=True)     # tensors and plain values only
+        try:
+            st = torch.load(ckpt, weights_only=True)     # tensors and plain values only, never code
+        except Exception as exc:
+            raise ValueError(f"{ckpt} is not a training checkpoint of tensors and plain values "
+                             f"({type(exc).__name__}); delete it or pass --no-resume") from None
         if (st["steps"], st["seed"], st.get("lr_schedule")) != (steps, seed, lr_schedule):
             raise ValueError(f"{ckpt} is for steps={st['steps']} seed={st['seed']} "
                              f"lr_schedule={st.get('lr_schedule')}; pass --no-resume")

@@ -53,6 +53,8 @@ def test_folder_identity_covers_every_file(tmp_path):
 def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     p = tmp_path / "big.bin"
     p.write_bytes(b"a" * 5000)
+    old_ns = p.stat().st_mtime_ns - 10 * 10**9
+    os.utime(p, ns=(old_ns, old_ns))                                  # recent files are never remembered
     first = ident.sha256_cached([p])[0]
     assert first["sha256"] == hashlib.sha256(b"a" * 5000).hexdigest()
     assert first["md5"] == hashlib.md5(b"a" * 5000).hexdigest()
@@ -61,10 +63,11 @@ def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     real = ident._stream_hashes
     monkeypatch.setattr(ident, "_stream_hashes", lambda path: calls.append(path) or real(path))
     assert ident.sha256_cached([p]) == [first] and calls == []                       # unchanged: not reread
-    stat = p.stat()
     p.write_bytes(b"b" * 5000)                                                      # same size, new mtime
-    os.utime(p, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    os.utime(p, ns=(old_ns + 1000, old_ns + 1000))
     assert ident.sha256_cached([p])[0]["sha256"] == hashlib.sha256(b"b" * 5000).hexdigest() and len(calls) == 1
+    p.write_bytes(b"c" * 5000)                                # written just now: hashed, whatever the cache holds
+    assert ident.sha256_cached([p])[0]["sha256"] == hashlib.sha256(b"c" * 5000).hexdigest()
 
 
 def test_source_identity_names_what_changed(tmp_path):
