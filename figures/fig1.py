@@ -65,12 +65,14 @@ def _ratio(row: dict) -> str:
 def plot_radius_sweep(sweep: dict, path: Path) -> list[str]:
     """Mean and min correlation of (b) against radius / spread, for the stochastic purifiers."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for method, s in sweep.items():
+    colors = {"DiffPure": "tab:blue", "RevPure": "tab:orange", "DDIM RevPure": "tab:green"}
+    for method, s in stored.in_order(sweep).items():
         if s["spread"] <= 0:
             continue
         xs = [row["radius_over_spread"] for row in s["rows"]]
-        ax.plot(xs, [row["mean"] for row in s["rows"]], marker="o", label=f"{method}: mean")
-        ax.plot(xs, [row["min"] for row in s["rows"]], marker="x", ls="--", label=f"{method}: min")
+        color = colors.get(method)
+        ax.plot(xs, [row["mean"] for row in s["rows"]], marker="o", color=color, label=f"{method}: mean")
+        ax.plot(xs, [row["min"] for row in s["rows"]], marker="x", ls="--", color=color, label=f"{method}: min")
     ax.axhline(0.99, color="gray", lw=0.8, ls=":", label="paper: > 0.99")
     ax.set_xscale("log")
     ax.set_xlabel("ball radius / purified-output spread")

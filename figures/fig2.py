@@ -22,11 +22,12 @@ HERE = Path(__file__).resolve().parent
 SWEEPS = {"S1": ("fig2a", "t", "sequence length t*", False), "S2": ("fig2b", "s", "subsequence length s*", True)}
 
 
-def title(table: str, dataset: str, t_star: int) -> str:
-    """The title the sweep entry point gives its figure."""
+def title(table: str, dataset: str, t_star: int, respacing: str = "respaced") -> str:
+    """The title the sweep entry point gives its figure (naming a respacing variant other than the default)."""
+    variant = "" if respacing == "respaced" else f", {respacing} respacing"
     if table == "S1":
-        return f"Fig. 2a on {dataset}: dashed clean, solid BPDA (fixed noise)"
-    return f"Fig. 2b on {dataset}: t*={t_star}, dashed clean, solid BPDA (fixed noise)"
+        return f"Fig. 2a on {dataset}{variant}: dashed clean, solid BPDA (fixed noise)"
+    return f"Fig. 2b on {dataset}{variant}: t*={t_star}, dashed clean, solid BPDA (fixed noise)"
 
 
 def rows_from_json(result: dict) -> list[dict]:
@@ -41,7 +42,8 @@ def redraw(result: dict, png: str | None) -> list[str]:
     name, key, xlabel, log_x = SWEEPS[config["table"]]
     out = Path(png) if png else HERE / f"{name}.png"
     return plot_sweep(rows_from_json(result), key, xlabel,
-                      title(config["table"], config["data"]["dataset"], config["purifier"]["t_star"]), out, log_x)
+                      title(config["table"], config["data"]["dataset"], config["purifier"]["t_star"],
+                            config["purifier"].get("respacing", "respaced")), out, log_x)
 
 
 def _load(parser: argparse.ArgumentParser, path: str) -> dict:
