@@ -126,7 +126,14 @@ def _flags_named(body: Callable[[], Any]) -> Any:
     try:
         return body()
     except ValueError as err:
-        raise ValueError(_cli_words(str(err))) from None
+        text = _cli_words(str(err))
+        if text == str(err):
+            raise
+        try:
+            renamed = type(err)(text)
+        except Exception:
+            renamed = ValueError(text)
+        raise renamed from None
 
 
 def run(args: argparse.Namespace, cfg: AuditConfig) -> AuditReport | None:

@@ -293,8 +293,7 @@ def audit_chunk(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
         test(found[name], f"{name}_eval", name)
     if not randomized:
         if not all(identical(found[a], found["replay"]) for a in ATTACKS):
-            raise UncontrolledRandomnessError(f"chunk {chunk_index}: the model was found deterministic before the "
-                                              "attacks, yet attacks under different keys found different examples")
+            _found_random(chunk_index, "attacks under different keys found different examples")
         record["deterministic_check"] = {"identical": True}
     elif cfg.predict_samples:
         _toy(record, st, found["replay"], y, ids, chunk_index, cfg)
@@ -304,12 +303,15 @@ def audit_chunk(model: Any, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
 @torch.no_grad()
 def _check_deterministic(whole: GlobalRNGReplay, x: torch.Tensor, keys: list[RNGKeys], chunk: int) -> None:
     first = whole(x, keys[0])
-    for k in keys[1:]:
-        if not identical(first, whole(x, k)):
-            raise UncontrolledRandomnessError(
-                f"chunk {chunk}: the model's outputs differ between keys, but the preflight's {PROBE_CALLS} calls "
-                "found it deterministic on the first samples: randomness that appears on some inputs only cannot be "
-                "audited as deterministic; put such inputs first or make the randomness appear on every input")
+    if not all(identical(first, whole(x, k)) for k in keys[1:]):
+        _found_random(chunk, "its outputs differ between keys")
+
+
+def _found_random(chunk: int, what: str) -> None:
+    raise UncontrolledRandomnessError(
+        f"chunk {chunk}: {what}, but the preflight's {PROBE_CALLS} calls found it deterministic on the first "
+        "samples: randomness that appears on some inputs only cannot be audited as deterministic; put such "
+        "inputs first or make the randomness appear on every input")
 
 
 class _ReplayRows:
