@@ -29,6 +29,7 @@ import os
 import re
 import socket
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ FORMAT = "dissect-purification results store"
 STORE_SCHEMA = 3
 KNOWN_STORE_SCHEMAS = (STORE_SCHEMA,)
 NO_STORE_ENV = "DISSECT_PURIFICATION_NO_STORE"   # set (non-empty): as --no-store
-_ACTIVE: set[str] = set()               # stores open in this process (named when a run is interrupted)
+_ACTIVE: "weakref.WeakSet[ResultStore]" = weakref.WeakSet()   # open stores (named when a run is interrupted)
 _CODE_CHANGE_ALLOWED: set[str] = set()  # store paths whose code change the command line allowed
 
 
@@ -58,7 +59,7 @@ class CodeChangeError(StoreError):
 
 def active_paths() -> list[str]:
     """The stores this process has open now."""
-    return sorted(_ACTIVE)
+    return sorted({s.path for s in list(_ACTIVE) if s.path is not None and s._lock is not None})
 
 
 def rank_files(path: str | os.PathLike) -> list[str]:
@@ -201,8 +202,7 @@ class ResultStore:
         self.digest = digest(view)
         self.code, self.code_changes = code or {}, list(code_changes or [])
         self._lock = lock_handle
-        if path is not None:
-            _ACTIVE.add(path)
+        _ACTIVE.add(self)
 
     @classmethod
     def open(cls, path: str | os.PathLike | None, view: dict, *, resume: bool = False, overwrite: bool = False,
@@ -263,8 +263,7 @@ class ResultStore:
         """Release the store's lock (records already saved stay); idempotent."""
         _release(self._lock)
         self._lock = None
-        if self.path is not None:
-            _ACTIVE.discard(self.path)
+        _ACTIVE.discard(self)
 
     def __enter__(self) -> "ResultStore":
         return self
