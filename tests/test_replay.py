@@ -147,3 +147,42 @@ def test_naive_diffpure_under_the_wrapper_matches_native_diffpure_on_the_same_st
     acc = [attacks.evaluate(cnn_classifier, p, adv.x_adv, y, mode="replay", noise=n).accuracy
            for p, adv, n in ((naive, adv_naive, keys), (native, adv_native, StreamReplayNoise(keys)))]
     assert acc[0] == acc[1]
+
+
+class OwnedCoin(nn.Module):
+    """One coin per call from a random.Random the model owns."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.rng = random.Random(seed)
+
+    def forward(self, x):
+        return x + self.rng.randrange(2)
+
+
+def test_an_owned_coin_is_caught_at_every_seed_and_named(images):
+    for seed in range(20):
+        with pytest.raises(UncontrolledRandomnessError, match=r"model\.rng \(a random\.Random the model owns\)"):
+            check_replay(GlobalRNGReplay(OwnedCoin(seed)), images, _keys("batch"))
+    passed = 0
+    for seed in range(20):
+        try:
+            check_replay(GlobalRNGReplay(OwnedCoin(seed)), images, _keys("batch"), calls=2)
+            passed += 1
+        except UncontrolledRandomnessError:
+            pass
+    assert passed > 0                      # two calls let the coin through at some seeds
+
+
+def test_state_changed_between_calls_is_named(images):
+    with pytest.raises(UncontrolledRandomnessError, match=r"state the model changes between calls: model\.calls"):
+        check_replay(GlobalRNGReplay(Counter()), images, _keys("batch"))
+
+
+def test_a_model_that_raises_is_one_value_error_naming_the_input(images):
+    class Broken(nn.Module):
+        def forward(self, x):
+            return x.view(3, -1)
+
+    with pytest.raises(ValueError, match=r"the model raised RuntimeError on a \[4, 1, 8, 8\] input"):
+        GlobalRNGReplay(Broken())(images, _keys("batch"))
