@@ -28,6 +28,7 @@ import torch
 from empirical import attacks, predict
 from empirical.audit_probes import (GradientHealth, cross_entropy_of, find_stages, gradient_health,
                                     probe_input_dependence, probe_randomness)
+from empirical.audit_toy import toy_reading
 from empirical.audit_summary import (ATTACKS, SCHEMA, VERDICTS, Z_POWER, AuditReport, decide,  # noqa: F401
                                      summarise)
 from empirical.gradients import bpda_purify
@@ -314,64 +315,17 @@ def _found_random(chunk: int, what: str) -> None:
         "inputs first or make the randomness appear on every input")
 
 
-class _ReplayRows:
-    """The replay keys of a chunk as predict_chunk's replay source: rows ``index`` of the chunk's replayed
-    output (per-batch draws depend on the whole chunk, so the chunk is run whole)."""
-
-    replay = True
-
-    def __init__(self, keys: RNGKeys, index: torch.Tensor | None = None):
-        self.keys, self.index = keys, index
-
-    def subset(self, index: torch.Tensor) -> "_ReplayRows":
-        return _ReplayRows(self.keys, torch.as_tensor(index))
-
-
-class _ToyStage:
-    """The audited purifier stage as predict_chunk's purifier: images under BPDA; else the logits, read as
-    [classes, 1, 1] images (``torch.nn.Flatten`` classifies them). predict_chunk expects outputs shaped like
-    its inputs, so for logits it is handed ``handles`` (row i filled with i, shaped like a logit image)
-    and the stage looks the images up by them."""
-
-    stochastic = True
-
-    def __init__(self, st: _Stages, x_adv: torch.Tensor, replay: RNGKeys):
-        self.purifier, self.x_adv, self.logits = st.purifier, x_adv, st.gradient == "full"
-        self.replayed = self._shape(self.purifier(x_adv, replay))
-        n = x_adv.shape[0]
-        self.handles = (torch.arange(n, dtype=torch.float32, device=x_adv.device).view(n, 1, 1, 1)
-                        .expand(self.replayed.shape).clone() if self.logits else x_adv)
-
-    def _shape(self, out: torch.Tensor) -> torch.Tensor:
-        return out.view(*out.shape, 1, 1) if self.logits else out
-
-    def __call__(self, x: torch.Tensor, noise: Any) -> torch.Tensor:
-        if isinstance(noise, _ReplayRows):
-            return self.replayed[noise.index.to(self.replayed.device)]
-        images = self.x_adv[x[:, 0, 0, 0].round().long()] if self.logits else x
-        return self._shape(self.purifier(images, noise))
-
-
 def _toy(record: dict, st: _Stages, x_adv: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, chunk: int,
          cfg: AuditConfig) -> None:
-    """The toy model of Sec. 4.2 read on the replay attack's examples by ``predict.predict_chunk`` (record
-    "toy"). Its fresh draws use per-sample keys, so each draw is its own call and per-call randomness is
-    drawn anew. Output noise the toy cannot read (discrete or degenerate) leaves the note "toy reading not
-    applicable" in "toy_note" and the chunk's attack results as they are."""
+    """``audit_toy.toy_reading`` of the replay attack's examples, its fresh draws keyed per sample (so each
+    draw is its own call and per-call randomness is drawn anew) and its directions as predict's."""
     def fresh_for(purpose: str, sid: torch.Tensor) -> Any:
         if purpose == predict.PURPOSE_DIRS:
             return SampleFreshNoise(sid, key_seed(cfg.seed, predict.PURPOSE_DIRS, chunk))
         return RNGKeys("sample", cfg.seed, f"{purpose}/{chunk}", ids=sid, replay=False)
 
-    classifier = torch.nn.Flatten() if st.gradient == "full" else st.classifier
-    replay = _keys(cfg, ids, chunk, "replay", replay=True)
-    try:
-        stage = _ToyStage(st, x_adv, replay)
-        record["toy"] = predict.predict_chunk(classifier, stage, stage.handles, y, ids, _ReplayRows(replay),
-                                              fresh_for, record["replay_replay"], record["clean_replay"], cfg.predict)
-    except (ValueError, RuntimeError) as err:
-        record["toy"] = []
-        record["toy_note"] = f"toy reading not applicable: {err}"
+    toy_reading(record, st.purifier, st.classifier, st.gradient == "full", x_adv, y, ids,
+                _keys(cfg, ids, chunk, "replay", replay=True), fresh_for, cfg.predict)
 
 
 def audit_data(cfg: AuditConfig, data: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | None,
