@@ -366,3 +366,24 @@ def summarise(records: list[dict], key: str = "prediction", bins: int = 5) -> di
         out[f"mean_{name}"] = float(np.mean([f[name] for f in fit]))
     out["mean_survival"], out["n_ambient"] = float(surv.mean()), fit[0]["n_ambient"]
     return out
+
+
+def rescue_by_sample(replicate_chunks: list[list[dict]], key: str = "prediction") -> tuple[dict, dict, float]:
+    """The toy reading per sample over noise replicates: ({id: predicted rescue 1 - p_fresh}, {id: held-out
+    rescue 1 - survival}, the fraction of sample-replicates read as fooled: correct clean and fooled under
+    replay). Each sample's rescue is the mean over the replicates that measured it; the input is one chunk
+    list per replicate (the cells clean_replay, bpda_replay and `key`)."""
+    predicted: dict[int, list[float]] = {}
+    held: dict[int, list[float]] = {}
+    fooled = units = 0
+    for chunks in replicate_chunks:
+        for c in chunks:
+            if "bpda_replay" not in c or key not in c:
+                continue
+            clean, robust = np.asarray(c["clean_replay"], float).mean(0), np.asarray(c["bpda_replay"], float).mean(0)
+            fooled, units = fooled + int(np.sum(clean * (1 - robust))), units + robust.size
+            for s in c[key]:
+                predicted.setdefault(s["id"], []).append(1 - s["fit"]["p_fresh"])
+                held.setdefault(s["id"], []).append(1 - s["eval"]["survival"])
+    mean = lambda d: {i: float(np.mean(v)) for i, v in d.items()}
+    return mean(predicted), mean(held), fooled / units if units else float("nan")

@@ -22,6 +22,16 @@ from empirical.protocol import Protocol
 DATASETS = ("digits", "cifar10", "imagenet")
 PURIFIERS = ("diffpure", "revpure", "ddim", "gaussian", "none")
 MAX_THREADS = 256
+# CPU-sized sample counts and PGD budget per dataset (options left unset, not under --full). Digits, Table 1's
+# default: every test sample (n_samples None), 5 PGD steps of eps/4 (the attack is nearly converged after 4-5
+# steps; benchmarks/bench_power.py) and BPDA-EOT-4 on 32 samples only: the EOT drop would need thousands of
+# samples to resolve, so the budget goes to samples and noise replicates, which decide the BPDA drop.
+DATASET_DEFAULTS = {"digits": dict(n_samples=None, steps=5, eot=4, eot_samples=32),
+                    "cifar10": dict(n_samples=512, steps=10, eot=15, eot_samples=64),
+                    "imagenet": dict(n_samples=200, steps=10, eot=15, eot_samples=20)}
+T_STAR_DEFAULTS = {"digits": 100, "cifar10": 100, "imagenet": 150}
+MAX_AUTO_WORKERS = 8
+MAX_REPLICATES = 64
 MAX_FRESH_EVALS = 1000
 MAX_SEED = 2 ** 63 - 1
 MAX_TOY_SIGMA = 100.0
@@ -84,6 +94,7 @@ class RunConfig:
     batch_size: int = 64
     device: str = "auto"
     predict: bool = True
+    replicates: int = 1         # noise replicates per sample (independent noise keys; the sample stays the unit)
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ class OutputConfig:
     png: str | None = None
     quiet: bool = False
     threads: int | None = None
+    workers: int | None = None       # local single-thread worker processes (None: automatic)
     format: str = "compact"
     allow_download: bool = False
     allow_code_change: bool = False
@@ -166,6 +178,7 @@ class TableSpec:
     set_defaults: dict = field(default_factory=dict)
     attacks: bool = True
     tabular: bool = True
+    replicates: bool = False         # offers --replicates (the table pools a sample's noise replicates)
     figure: str | None = None
 
 
@@ -174,7 +187,7 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=spec.prog, description=spec.description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = {**spec.cpu_defaults, **spec.set_defaults}
-    shown = lambda key, fallback: d.get(key, fallback)
+    shown = lambda key, fallback=None: d.get(key, _preset_text(key) if fallback is None else fallback)
     _data_options(parser, shown)
     _attack_options(parser, spec, shown)
     _output_options(parser, spec, shown)
@@ -183,6 +196,24 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
         parser.epilog = ("CPU default without --full: "
                          + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in spec.cpu_defaults.items()) + ".")
     return parser
+
+
+def _preset_text(key: str) -> str:
+    """A dataset-dependent default as --help shows it: its value on each dataset, and under --full."""
+    from empirical.data import DIGITS_TEST_SIZE
+    value = lambda ds: (f"all {DIGITS_TEST_SIZE}" if ds == "digits" else "all") if DATASET_DEFAULTS[ds][key] is None \
+        else str(DATASET_DEFAULTS[ds][key])
+    full = {"n_samples": "all", "steps": "50", "eot": "15", "eot_samples": "10%% of --n-samples"}[key]
+    return ", ".join(f"{value(ds)} on {ds}" for ds in DATASETS) + f"; --full: {full}"
+
+
+def _digits_manifest_value(key: str, fmt: Callable[[float], str]) -> str:
+    """The committed digits manifest's value of a classifier setting, for --help ('?' if unreadable)."""
+    try:
+        from empirical.checkpoints import digits_manifest
+        return fmt(digits_manifest()["classifiers"][key])
+    except (OSError, KeyError, ValueError):
+        return "?"
 
 
 def _data_options(parser: argparse.ArgumentParser, shown) -> None:
@@ -204,8 +235,10 @@ def _data_options(parser: argparse.ArgumentParser, shown) -> None:
     g.add_argument("--purifiers", "--purifier", nargs="+", metavar="NAME",
                    help=f"from {', '.join(PURIFIERS)}; gaussian is the toy purifier P(x) = x + N(0, sigma^2 I) "
                         f"(default: {' '.join(shown('purifiers', ['diffpure', 'gaussian']))})")
-    g.add_argument("--t-star", type=int, help=f"diffusion steps t* (default {shown('t_star', '100 on digits and CIFAR-10, 150 on ImageNet')})")
-    g.add_argument("--toy-sigma", type=float, help="sigma of the gaussian purifier (default on digits: the manifest's)")
+    g.add_argument("--t-star", type=int, help="diffusion steps t* (default " + shown(
+        "t_star", ", ".join(f"{t} on {ds}" for ds, t in T_STAR_DEFAULTS.items())) + ")")
+    g.add_argument("--toy-sigma", type=float, help="sigma of the gaussian purifier (default on digits: "
+                   + _digits_manifest_value("toy_sigma", lambda v: f"{v:g}") + ", the noise its classifier was trained at)")
     g.add_argument("--unet-batch", type=int,
                    help="run every UNet call in zero-padded micro-batches of exactly this many rows, so a "
                         "sample's purification is bit-identical whatever the chunk size")
@@ -224,24 +257,35 @@ def _data_options(parser: argparse.ArgumentParser, shown) -> None:
 
 def _attack_options(parser: argparse.ArgumentParser, spec: TableSpec, shown) -> None:
     a = parser.add_argument_group("attack and evaluation")
-    a.add_argument("--n-samples", type=int, help=f"samples attacked (default {shown('n_samples', 'the dataset preset')}; --full: all)")
+    a.add_argument("--n-samples", type=int, help=f"samples attacked (default {shown('n_samples')})")
+    digits_eps = _digits_manifest_value("default_eps", lambda v: f"{round(v * 255)}/255")
     a.add_argument("--eps", type=parse_fraction,
-                   help="threat radius in [0, 1] units, e.g. 8/255 (default: the dataset's l_inf radius)")
+                   help=f"threat radius in [0, 1] units, e.g. 8/255 (default linf {digits_eps} on digits: the "
+                        "smallest k/255 at which PGD takes the undefended classifier below 10%%; 8/255 on cifar10, "
+                        "4/255 on imagenet, the paper's)")
     a.add_argument("--norm", choices=("linf", "l2"), default="linf", help="threat model of every attack (default linf)")
     if spec.attacks:
-        a.add_argument("--steps", type=int, help=f"PGD steps per attack (default {shown('steps', 'the dataset preset')})")
+        a.add_argument("--steps", type=int, help=f"PGD steps per attack (default {shown('steps')})")
         a.add_argument("--step-size", type=parse_fraction, help="PGD step size (default eps / 4)")
-        a.add_argument("--eot", type=int, help=f"EOT samples per gradient for BPDA-EOT (default {shown('eot', 4)}; paper 15)")
-        a.add_argument("--eot-samples", type=int, help=f"samples attacked with BPDA-EOT (default {shown('eot_samples', 16)}; paper 10%% of the data)")
+        a.add_argument("--eot", type=int, help=f"purifications per gradient for BPDA-EOT (default {shown('eot')})")
+        a.add_argument("--eot-samples", type=int,
+                       help=f"samples attacked with BPDA-EOT, the first of the attacked ones (default {shown('eot_samples')})")
         a.add_argument("--n-clean", type=int, help=f"samples for clean accuracy, >= --n-samples (default {shown('n_clean', '--n-samples')})")
         a.add_argument("--fresh-evals", type=int, default=shown("fresh_evals", 3),
                        help=f"R: fresh-noise evaluations of every adversarial set (default {shown('fresh_evals', 3)})")
+        if spec.replicates:
+            a.add_argument("--replicates", type=int,
+                           help="noise replicates per sample: each sample is attacked and evaluated again under "
+                                "independent noise keys and its outcome is the mean over them, so the sample stays "
+                                "the unit of every paired test (a second key on a sample is worth about a new "
+                                f"sample: their drops barely correlate) (default {shown('replicates', 1)}; "
+                                "1 under --full, the paper's protocol)")
         a.add_argument("--noise-keys", choices=("sample", "batch"), default="sample",
                        help="sample: noise keyed per sample (default; results independent of batching); "
                             "batch: the paper's Seed(i, t) = 2(1000 i + t) (+1 forward), i the batch index")
     a.add_argument("--batch-size", type=int, default=64,
-                   help="samples per chunk, the unit of resume and of sharding (default 64)" if spec.attacks
-                   else "purifications per batch (default 64)")
+                   help=f"samples per chunk, the unit of resume and of sharding (default {shown('batch_size', 64)})"
+                   if spec.attacks else f"purifications per batch (default {shown('batch_size', 64)})")
     a.add_argument("--seed", type=int, default=0, help="run seed: every noise key derives from it (default 0)")
     a.add_argument("--full", action="store_true", help="the paper's protocol instead of the CPU-sized default")
 
@@ -249,7 +293,16 @@ def _attack_options(parser: argparse.ArgumentParser, spec: TableSpec, shown) -> 
 def _output_options(parser: argparse.ArgumentParser, spec: TableSpec, shown) -> None:
     o = parser.add_argument_group("run and output")
     o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:k] (default auto)")
-    o.add_argument("--threads", type=int, help=f"torch CPU threads (default {shown('threads', 'torch')})")
+    o.add_argument("--threads", type=int,
+                   help="torch CPU threads per process (default: 1 per worker process when --workers is automatic "
+                        "on a CPU; otherwise torch's choice)")
+    if spec.attacks:
+        o.add_argument("--workers", type=int,
+                       help="CPU only: split the run over this many single-thread worker processes (torch.distributed "
+                            "on gloo; records identical to one process). Default: one per available core (at most "
+                            f"{MAX_AUTO_WORKERS}) unless --threads or OMP_NUM_THREADS is set, then 1. One 2-thread "
+                            "process beside another busy process slows 15-30x (OpenMP workers spin); single-thread "
+                            "workers do not")
     if spec.attacks:
         o.add_argument("--results", metavar="PATH", help="per-chunk results store, written atomically after every chunk")
         o.add_argument("--resume", action="store_true", help="continue the --results store of an interrupted run")
@@ -288,12 +341,18 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"--eps must be in (0, 1] (image units), got {args.eps}; e.g. 8/255 = {8 / 255:.4f}" if linf
                      else f"--eps must be positive for --norm l2, got {args.eps}")
     for name in ("n_samples", "steps", "eot", "eot_samples", "n_clean", "fresh_evals", "batch_size", "threads",
-                 "unet_batch"):
+                 "unet_batch", "workers", "replicates"):
         value = g(name)
         if value is not None and value < (0 if name == "steps" else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     if g("threads") is not None and args.threads > MAX_THREADS:
         parser.error(f"--threads must be at most {MAX_THREADS}, got {args.threads} (this machine has {os.cpu_count()} CPUs)")
+    if g("workers") is not None and args.workers > MAX_THREADS:
+        parser.error(f"--workers must be at most {MAX_THREADS}, got {args.workers} (this machine has {os.cpu_count()} CPUs)")
+    if g("replicates") is not None and args.replicates > MAX_REPLICATES:
+        parser.error(f"--replicates must be at most {MAX_REPLICATES} (each one repeats every attack), got {args.replicates}")
+    if g("workers") is not None and args.workers > 1 and args.device not in ("auto", "cpu"):
+        parser.error("--workers splits a CPU run; on CUDA use torchrun --nproc_per_node K (one GPU per rank)")
     if g("fresh_evals") is not None and args.fresh_evals > MAX_FRESH_EVALS:
         parser.error(f"--fresh-evals must be at most {MAX_FRESH_EVALS}, got {args.fresh_evals}")
     for name, most, why in (("eot", MAX_EOT, "the paper uses 15"), ("steps", MAX_STEPS, "PGD converges in tens"),
@@ -402,9 +461,9 @@ def from_namespace(table: str, args: argparse.Namespace, own: dict | None = None
         sizes=Sizes(g("n_samples"), g("n_clean"), g("eot_samples"), g("steps"), g("eot"), g("eps"), g("step_size"),
                     bool(g("full", False)), g("norm", "linf")),
         run=RunConfig(args.seed, g("noise_keys", "sample"), g("fresh_evals", 3), g("batch_size", 64), args.device,
-                      not g("no_predict", False)),
+                      not g("no_predict", False), g("replicates") or 1),
         output=OutputConfig(g("results"), bool(g("resume", False)), bool(g("overwrite", False)), g("json"), g("csv"),
-                            g("png"), bool(g("quiet", False)), g("threads"),
+                            g("png"), bool(g("quiet", False)), g("threads"), g("workers"),
                             g("format", "compact"), bool(g("allow_download", False))),
         extra=tuple(sorted((own or {}).items())))
 

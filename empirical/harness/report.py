@@ -28,8 +28,10 @@ class Accuracy:
     spread: float | None = None   # std of the per-draw accuracies (fresh-noise cells)
 
     def text(self, spread: bool = True) -> str:
-        s = f"{self.mean:5.1f}±{self.se:3.1f}"
-        return s + (f" [{self.spread:.1f}]" if spread and self.spread is not None else "")
+        """mean±SE [spread]; a cell of one sample has no SE and says so (never "nan")."""
+        s = f"{self.mean:5.1f}±{self.se:3.1f}" if math.isfinite(self.se) else f"{self.mean:5.1f} (n={self.n}, no SE)"
+        show = spread and self.spread is not None and math.isfinite(self.spread)
+        return s + (f" [{self.spread:.1f}]" if show else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -209,10 +211,22 @@ def save_figure(fig, png: str, dpi: int = 300) -> list[str]:
     return [png, pdf]
 
 
-def launch(spec, run: Callable[[Any], Any], argv: list[str] | None = None, extra=None, check=None) -> Any:
-    """An entry point's whole main: parse and validate its Config, set torch's threads, run, and turn a
-    user's mistake found after parsing into one line and exit status 2."""
-    from empirical.harness import config as cfg
+def launch(spec, run: Callable[[Any], Any], argv: list[str] | None = None, extra=None, check=None,
+           parallel: Callable[[Any], bool] = lambda config: True) -> Any:
+    """An entry point's whole main: parse and validate its Config, then either relaunch it as local
+    single-thread worker processes (a CPU run of a table that attacks, where `parallel(config)` allows:
+    harness.workers) or set torch's threads and run here; a user's mistake found after parsing becomes one
+    line and exit status 2."""
+    from empirical.harness import config as cfg, workers
     config = cfg.parse(spec, argv, extra, check)
+    count = workers.worker_count(config.output.workers, config.output.threads, config.run.device,
+                                 cfg.MAX_AUTO_WORKERS) if spec.attacks and parallel(config) else 1
+    if count > 1:
+        status(f"running as {count} single-thread worker processes (--workers 1 runs in one process)", config)
+        code = workers.run_workers(spec.prog.split()[-1], list(sys.argv[1:] if argv is None else argv), count,
+                                   config.output.threads)
+        if code:
+            raise SystemExit(code)
+        return {}
     set_threads(config.output.threads)
     return run_main(lambda: run(config), spec.prog)

@@ -77,6 +77,7 @@ def run_cells(cells: list[Cell], chunks: list[Chunk], store: ResultStore, world:
         for cell, chunk in todo:
             progress.start(cell, chunk, len(chunks))
             data = cell.measure(chunk, progress.tick)
+            progress.finish(cell.work(chunk))
             store.put(f"{cell.key}/{chunk.index}", list(chunk.ids), data)
     local = {f"{cell.key}/{chunk.index}": store.get(f"{cell.key}/{chunk.index}", list(chunk.ids))
              for cell, chunk in mine}
@@ -95,10 +96,9 @@ class Progress:
         total = sum(cell.work(chunk) * cell.weight for cell, chunk in todo)
         units = {cell.unit for cell, _ in todo}
         self.unit = (next(iter(units)) if len(units) == 1 else "unit") + "s"
-        self.done, self.weight = 0, 1.0
+        self.done, self.pair_done, self.weight, self.label = 0, 0, 1.0, ""
         self.bar = tqdm(total=total, disable=disable or total == 0, file=sys.stderr, dynamic_ncols=True, smoothing=0,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-        self.label = ""
+                        bar_format="{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
 
     def __enter__(self) -> "Progress":
         return self
@@ -108,9 +108,16 @@ class Progress:
 
     def start(self, cell: Cell, chunk: Chunk, n_chunks: int) -> None:
         self.weight, self.label = cell.weight, f"{cell.label} chunk {chunk.index + 1}/{n_chunks}"
+        self.pair_done = 0
         self.tick(0)
 
+    def finish(self, announced: int) -> None:
+        """A pair is done: the bar moves to where its announced work ends (the announcement is an upper
+        bound where the work depends on the data), so the ETA of the rest is not skewed by the difference; the
+        count of work shown stays the work done."""
+        self.bar.update(max(0, announced - self.pair_done) * self.weight)
+
     def tick(self, n: int = 1) -> None:
-        self.done += n
+        self.done, self.pair_done = self.done + n, self.pair_done + n
         self.bar.set_description(f"{self.label}, {self.done:,}/{self.total_work:,} {self.unit}", refresh=False)
         self.bar.update(n * self.weight)

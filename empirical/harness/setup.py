@@ -12,17 +12,12 @@ from dataclasses import dataclass, field
 import torch
 
 from empirical import attacks
-from empirical.harness.config import Config
+from empirical.harness.config import DATASET_DEFAULTS, Config
 from empirical.harness.runner import Chunk, plan_chunks
 from empirical.protocol import Protocol
 from empirical.purifiers import make_purifier
 
-# CPU-sized digits default of Table 1 (options left unset, not under --full): 5 PGD steps of eps/4 (the
-# attack is nearly converged after 4-5 steps; benchmarks/bench_power.py) buy 192 samples, 112 of them with
-# BPDA-EOT (paired EOT SE <= 5 points), in 441 s on 2 cores.
-DIGITS_DEFAULT = dict(n_samples=192, steps=5, eot=4, eot_samples=112)
-REAL_DEFAULTS = {"cifar10": dict(n_samples=512, steps=10, eot=15, eot_samples=64),
-                 "imagenet": dict(n_samples=200, steps=10, eot=15, eot_samples=20)}
+DIGITS_DEFAULT, REAL_DEFAULTS = DATASET_DEFAULTS["digits"], {k: DATASET_DEFAULTS[k] for k in ("cifar10", "imagenet")}
 REAL_T_STAR = {"cifar10": 100, "imagenet": 150}
 METHODS = {"diffpure": "DiffPure", "revpure": "RevPure", "ddim": "DDIM RevPure", "none": "no purifier"}
 
@@ -77,7 +72,7 @@ class Setup:
     def describe(self, protocol: Protocol) -> str:
         names = ", ".join(f"{p.label} [{p.method}, t*={p.t_star_text}]" for p in self.purifiers)
         return (f"Table on {self.dataset}: {self.n_samples} attacked samples ({self.n_clean} for clean), "
-                f"BPDA-EOT on {len(self.eot_ids)} with EOT={protocol.eot}; l_{protocol.norm} eps={protocol.eps:.4f} "
+                f"BPDA-EOT on {len(self.eot_ids)} with EOT={protocol.eot}; {protocol.norm} eps={protocol.eps:.4f} "
                 f"(= {protocol.eps * 255:.1f}/255), {protocol.steps} PGD steps of {protocol.step_size:.4f}; "
                 f"R={protocol.fresh_evals} fresh evaluations; noise keys per {protocol.noise_keys}; "
                 f"device {self.device}.\nPurifiers: {names}" + "".join(f"\n{n}" for n in self.notes))
@@ -115,7 +110,7 @@ def resolve_budget(config: Config, n_total: int, defaults: dict, preset: dict, e
         budget = dict(n_samples=n, steps=steps, eot=15, eot_samples=max(1, n // 10))
     else:
         budget = dict(defaults)
-        budget["n_samples"] = s.n_samples or budget["n_samples"]
+        budget["n_samples"] = s.n_samples or budget["n_samples"] or n_total
     for key in ("steps", "eot", "eot_samples"):
         if getattr(s, key) is not None:
             budget[key] = getattr(s, key)
@@ -136,6 +131,23 @@ def _finish(config: Config, data, device, budget, specs, notes, identity, n_clea
                  notes=notes, identity=identity)
 
 
+def _eps_note(trained: dict, eps: float | None, norm: str) -> str:
+    """The digits eps note: why the default radius, or, for a user's l_inf radius at which the undefended
+    classifier keeps most of its accuracy (the manifest's PGD curve), a warning with that accuracy."""
+    if eps is None:
+        return (f"digits: default eps {round(trained['default_eps'] * 255)}/255 is the smallest k/255 at which the "
+                "undefended classifier falls below 10% under PGD (manifest)")
+    pgd = trained.get("pgd", {})
+    curve = [c for c in pgd.get("curve", []) if c["eps_k255"] <= eps * 255 + 1e-9]
+    if norm != "linf" or not curve or curve[-1]["accuracy"] < 0.5:
+        return ""
+    c = curve[-1]
+    return (f"WARNING: at eps {eps * 255:.3g}/255 the undefended classifier keeps {100 * c['accuracy']:.1f}% of the "
+            f"digits test set under {pgd.get('pgd_steps', '?')}-step PGD (manifest, eps {c['eps_k255']}/255): the "
+            f"attack barely moves digits, so drops here say little; the default "
+            f"{round(trained['default_eps'] * 255)}/255 takes it below 10%")
+
+
 def _digits_setup(config: Config, device: torch.device) -> Setup:
     from empirical.checkpoints import digits_manifest, load_digits_classifier, load_digits_ddpm
     from empirical.data import load_digits
@@ -146,9 +158,9 @@ def _digits_setup(config: Config, device: torch.device) -> Setup:
     eps = config.sizes.eps or trained["default_eps"]
     names = config.purifier.names or ("diffpure", "gaussian")
     weights = digits_identity()
-    notes = [f"digits: default eps {trained['default_eps']:.4f} is the smallest k/255 at which the "
-             "undefended classifier falls below 10% under PGD (manifest)",
+    notes = [_eps_note(trained, config.sizes.eps, config.sizes.norm),
              "weights sha256: " + ", ".join(f"{name} {h[:12]}" for name, h in weights["files"].items())]
+    notes = [n for n in notes if n]
     specs, clf, diffusion = [], None, None
     for name in names:
         if name == "gaussian":

@@ -5,6 +5,7 @@ checks) goes through `run_protocol`: one results store, one runner, one record r
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import torch
@@ -16,7 +17,7 @@ from empirical.harness.runner import Cell, Chunk, run_cells
 from empirical.harness.setup import PurifierSpec, Setup
 from empirical.harness.sharding import World, init_world, shutdown
 from empirical.harness.store import ResultStore
-from empirical.protocol import Protocol, run_chunk
+from empirical.protocol import Protocol, derived_seed, run_chunk
 
 
 def evaluations_per_image(purifier) -> int:
@@ -51,15 +52,50 @@ def open_store(config: Config, resolved: dict, world: World) -> ResultStore:
                             overwrite=config.output.overwrite, rank=world.rank, world_size=world.size)
 
 
+def replicate_key(key: str, k: int) -> str:
+    """The record key of noise replicate k of a cell (replicate 0 is the cell's own key)."""
+    return key if k == 0 else f"{key}#r{k}"
+
+
+def replicate_protocol(protocol: Protocol, k: int) -> Protocol:
+    """Replicate k's protocol: the same attack under its own run seed, so every noise key of every sample is
+    new and independent of replicate 0 (which is the run seed itself, so one replicate is the plain run)."""
+    return protocol if k == 0 else dataclasses.replace(protocol, seed=derived_seed(protocol.seed, "replicate", k))
+
+
+def replicates(records: dict[str, list[dict]], key: str) -> list[list[dict]]:
+    """The chunk lists of every noise replicate of a cell present in `records`, replicate 0 first."""
+    out, k = [], 0
+    while replicate_key(key, k) in records:
+        out.append(records[replicate_key(key, k)])
+        k += 1
+    return out
+
+
+def pooled(records: dict[str, list[dict]], key: str, name: str) -> list | None:
+    """One cell's outcomes over all noise replicates as [K x R][N] rows: each sample's mean over the rows is
+    its mean over replicates (each the mean of its R draws), so the sample stays the unit of every paired
+    comparison. None when a replicate lacks the cell."""
+    rows = []
+    for chunks in replicates(records, key):
+        values = rec.outcomes(chunks, name)
+        if values is None:
+            return None
+        rows += [list(r) for r in values] if values and isinstance(values[0], list) else [list(values)]
+    return rows or None
+
+
 def run_protocol(config: Config, setups: list[tuple[str, Setup]], protocol_for: Callable[[Setup], Protocol],
                  predict: bool = False) -> dict[str, list[dict]] | None:
     """Every purifier of every (prefix, setup) over the setups' chunks, in one store, sharded under
-    torchrun. Returns {prefix + spec.key: chunk measurements} on the main rank, None on the others."""
+    torchrun or local workers; config.run.replicates noise replicates per cell (keys `replicate_key`).
+    Returns {cell key: chunk measurements} on the main rank, None on the others."""
     first = setups[0][1]
     resolved = {prefix or "run": s.resolved() for prefix, s in setups}
     resolved["protocol"] = {prefix or "run": protocol_for(s).to_dict() for prefix, s in setups}
-    cells = [protocol_cell(spec, s, protocol_for(s), prefix + spec.key, predict)
-             for prefix, s in setups for spec in s.purifiers]
+    cells = [protocol_cell(spec, s, replicate_protocol(protocol_for(s), k), replicate_key(prefix + spec.key, k),
+                           predict)
+             for k in range(config.run.replicates) for prefix, s in setups for spec in s.purifiers]
     return execute(config, cells, first.chunks(config.run.batch_size), resolved, first.device)
 
 

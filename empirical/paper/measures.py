@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from empirical import stats
+from empirical import decomposition, predict, stats
 from empirical.paper import numbers as P
 from empirical.paper import runs as R
 from empirical.paper.rules import DIRECTIONAL, EQUIVALENCE, RULE, Evidence, Step, gap_rule
@@ -60,20 +60,27 @@ def table1_key(d: dict, toy: bool) -> str | None:
 
 def table1_drop(d: dict, runs: dict, cell: str, toy: bool) -> Evidence:
     """No-fix minus fixed-noise accuracy of one cell ("bpda", "eot"), per sample pooled over replicates."""
-    key = table1_key(d, toy)
+    return drop_evidence(d, table1_key(d, toy), cell, None if toy else P.table1(cell)[0] - P.table1(cell)[1])
+
+
+def drop_evidence(d: dict, key: str | None, cell: str, paper: float | None) -> Evidence:
+    """The drop of one purifier's record `key` (the footnote of Table 1 reads every stochastic purifier
+    through this, paper_checks the DiffPure and toy ones)."""
     recs = d["records"]
     fresh = R.per_sample(recs, key, f"{cell}_fresh") if key else {}
     fixed = R.per_sample(recs, key, f"{cell}_replay") if key else {}
-    paper = None if toy else P.table1(cell)[0] - P.table1(cell)[1]
     step = acc_step(f"{cell.upper() if cell == 'bpda' else 'BPDA-EOT'} drop", fresh, fixed, +1, paper)
     return directional(f"no fix {R.pct(fresh)} -> fixed {R.pct(fixed)}", [step])
 
 
 def table1_clean(d: dict, runs: dict, toy: bool) -> Evidence:
-    key = table1_key(d, toy)
+    return clean_evidence(d, table1_key(d, toy), None if toy else P.table1("clean")[0] - P.table1("clean")[1])
+
+
+def clean_evidence(d: dict, key: str | None, paper: float | None) -> Evidence:
+    """Clean accuracy unchanged by fixing the noise, within +-MARGIN (TOST), for the record `key`."""
     fresh = R.per_sample(d["records"], key, "clean_fresh") if key else {}
     fixed = R.per_sample(d["records"], key, "clean_replay") if key else {}
-    paper = None if toy else P.table1("clean")[0] - P.table1("clean")[1]
     step = same_step("clean change", fresh, fixed, paper)
     return Evidence(EQUIVALENCE, f"no fix {R.pct(fresh)} vs fixed {R.pct(fixed)}; paired {step.text()}", (step,))
 
@@ -86,6 +93,46 @@ def table1_any_iterate(d: dict, runs: dict, toy: bool) -> Evidence:
     paper = None if toy else P.table1("bpda")[0] - P.table1("bpda")[1]
     step = acc_step("any-iterate BPDA drop", anyit, fixed, +1, paper)
     return directional(f"no fix (any iterate) {R.pct(anyit)} -> fixed {R.pct(fixed)}", [step])
+
+
+def table1_decomposition(d: dict, key: str | None):
+    """The Replay->fresh drop of the record `key` split into (a) restored and (b) lost
+    (`empirical.decomposition`), over the samples every replicate measured; None without the cells."""
+    if key is None:
+        return None
+    reps = [(R.chunk_outcomes(d["records"][k], "bpda_replay"), R.chunk_outcomes(d["records"][k],
+                                                                            "bpda_replay_tested_fresh"))
+            for k in R.replicates(d["records"], key)]
+    ids = sorted(set.intersection(*(set(r) & set(t) for r, t in reps))) if reps else []
+    if not ids:
+        return None
+    return decomposition.decompose([[r[i] for i in ids] for r, _ in reps], [[t[i] for i in ids] for _, t in reps])
+
+
+def table1_prediction_check(d: dict, key: str | None):
+    """The toy prediction of (a) beside its held-out measurement, per sample (`decomposition.check_prediction`)."""
+    if key is None:
+        return None
+    predicted, held, share = predict.rescue_by_sample([d["records"][k] for k in R.replicates(d["records"], key)])
+    return decomposition.check_prediction(predicted, held, share, MARGIN) if predicted else None
+
+
+def table1_prediction(d: dict, runs: dict, toy: bool) -> Evidence:
+    return prediction_evidence(d, table1_key(d, toy))
+
+
+def prediction_evidence(d: dict, key: str | None) -> Evidence:
+    """Like for like: the toy model's prediction of (a), the replay-fooled samples a fresh draw restores,
+    against held-out fresh draws of the same samples, within +-MARGIN points of (a) (TOST)."""
+    check, dec = table1_prediction_check(d, key), table1_decomposition(d, key)
+    if check is None:
+        return Evidence(EQUIVALENCE, "no replay-fooled sample was read", (Step("prediction", None, 0, None, MARGIN),))
+    parts = (f"Replay->fresh drop {dec.drop.mean:+.1f}±{dec.drop.se:.1f} = (a) restored {dec.restored.mean:+.1f}"
+             f"±{dec.restored.se:.1f} ({dec.fooled_units} replay-fooled sample-replicates) - (b) lost "
+             f"{dec.lost.mean:.1f}±{dec.lost.se:.1f} ({dec.robust_units} replay-robust); " if dec else "")
+    step = Step("prediction minus held-out (a)", check.equivalence, 0, None, MARGIN)
+    return Evidence(EQUIVALENCE, f"{parts}(a) on the {check.samples} samples read: toy prediction "
+                    f"{check.predicted:+.1f} vs held-out {check.held_out:+.1f}; {step.text()}", (step,))
 
 
 # ---- Table 2 and its clamp variant ------------------------------------------------------------------
