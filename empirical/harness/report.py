@@ -133,7 +133,7 @@ def run_main(main: Callable[[], Any], prog: str) -> Any:
     import signal
     import threading
 
-    from empirical.harness.store import StoreError, active_paths
+    from empirical.harness.store import StoreError, active_paths, close_all
 
     def terminate(signum, frame):
         raise Interrupted()
@@ -157,6 +157,7 @@ def run_main(main: Callable[[], Any], prog: str) -> Any:
               file=sys.stderr)
         raise SystemExit(143 if isinstance(err, Interrupted) else 130)
     finally:
+        close_all()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 

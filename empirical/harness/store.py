@@ -62,6 +62,13 @@ def active_paths() -> list[str]:
     return sorted({s.path for s in list(_ACTIVE) if s.path is not None and s._lock is not None})
 
 
+def close_all() -> None:
+    """Release every store this process has open (an entry point's run is over, however it ended: a store
+    kept alive by a caught exception's traceback would otherwise stay locked in a notebook)."""
+    for store in list(_ACTIVE):
+        store.close()
+
+
 def rank_files(path: str | os.PathLike) -> list[str]:
     """The per-rank stores of a sharded run on `path`, sorted."""
     pattern = re.compile(re.escape(os.path.basename(str(path))) + r"\.rank\d+of\d+$")
