@@ -294,12 +294,16 @@ def checks_text(rep: AuditReport) -> str:
             f"{rnd['distinct_outputs']} distinct outputs, {rnd['varying_samples']} of {rnd['samples']} samples vary; "
             f"randomness with up to 16 equally likely outcomes per call is missed with probability <= "
             f"{rnd['miss_bound']:.1e}). Replay: {rc.get('calls')} calls under one key, identical.")
-    if dep:
-        moved = ", ".join(f"{v:.1%} after a {name} move" for name, v in dep["moved"].items())
-        text += (f" Discrete draws under one replayed key ({dep['draws']} per call): changed {moved}"
-                 + (f" (a new key: {dep['fresh']:.1%})." if dep["draws"] else " (none drawn)."))
+    if dep and not dep["draws"]:
+        text += " Discrete draws (bernoulli, multinomial, ...): none."
+    elif dep:
+        moved = ", ".join(f"{100 * v:.2g}% after a {name} move" for name, v in dep["moved"].items())
+        text += (f" Discrete draws under one replayed key ({dep['draws']} per call): changed {moved} (a new key: "
+                 f"{100 * dep['fresh']:.2g}%).")
     full = gh.get("full", {})
-    text += f" Gradient through the whole defence: {full.get('status')}"
+    bad = sum(s != "healthy" for s in full.get("per_sample", []))
+    text += f" Gradient through the whole defence: {full.get('status')}" + (
+        f" on {bad} of {full['samples']} samples" if bad else "")
     if gh.get("stages_found"):
         text += (f"; attacking with BPDA through the stages found in the model, {gh['stages_found'][0]!r} -> "
                  f"{gh['stages_found'][1]!r}")

@@ -106,8 +106,9 @@ class AuditReport:
                 "eot": cell(c.get("eot_fresh")), "replay": cell(c.get("replay_replay")),
                 "replay_crafted_fresh": cell(c.get("replay_fresh")), "drop": self.drop.to_dict(),
                 "drop_eot": self.drop_eot.to_dict(), "n_samples": self.n, "dataset_size": self.available,
-                "power": {"min_effect": self.config.min_effect, "power": self.power, "detectable_at_80": self.detectable,
-                          "sd_floor": sd_floor(self.config.min_effect), "samples_for_80": self.needed},
+                "power": {"min_effect": self.config.min_effect, "power": self.power,
+                          "detectable_at_80": self.detectable, "sd_floor": sd_floor(self.config.min_effect),
+                          "samples_for_80": self.needed},
                 "randomness": self.preflight.get("randomness"), "replay_check": self.preflight.get("replay_check"),
                 "input_dependence": self.preflight.get("input_dependence"),
                 "gradient_health": self.preflight.get("gradient_health"),
@@ -228,15 +229,18 @@ def recommendation(rep: AuditReport) -> str:
     t = lambda key: f"{c[key].mean:.1f}±{c[key].se:.1f}%"
     dt = lambda d: f"{d.mean:+.1f}±{d.se:.1f} points"
     if rep.verdict == "deterministic":
+        attack = "PGD" if rep.config.gradient == "full" else (
+            f"BPDA (PGD with the identity as the gradient of {rep.config.purifier_stage!r})")
         return (f"The model's outputs do not change between calls: it is deterministic, every cell equals its "
                 f"replayed twin (checked in every chunk), and replay and EOT change nothing (drop {dt(rep.drop)}). "
-                f"Report the PGD robust accuracy, {t('replay_replay')}; no randomized protocol is needed.")
+                f"Report the {attack} robust accuracy, {t('replay_replay')}; no randomized protocol is needed.")
     drops = f"drops {dt(rep.drop)} fresh, {dt(rep.drop_eot)} EOT, paired"
     if rep.verdict == "input-dependent":
         dep = rep.preflight.get("input_dependence") or {}
-        moved = ", ".join(f"{v:.0%} for a {name} move" for name, v in dep.get("moved", {}).items())
+        moved = ", ".join(f"{100 * v:.2g}% for a {name} move" for name, v in dep.get("moved", {}).items())
+        fresh = 100 * dep.get("fresh", float("nan"))
         return (f"Input-dependent randomness: under one replayed key the model's discrete draws change when the "
-                f"input moves ({moved}; a new key changes {dep.get('fresh', float('nan')):.0%}). Replay fixes the "
+                f"input moves ({moved}; a new key changes {fresh:.2g}%). Replay fixes the "
                 f"seed, not the draws, so the replay attack is not the masking-free reference it is for "
                 f"input-independent noise, and the {drops}, are not a masking test. Every number here is an "
                 f"upper bound on robustness. {_report_text(rep)} A stronger attack (more steps and EOT draws, "
