@@ -122,7 +122,7 @@ def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> bo
               f"{identity.CACHE_ENV} to a writable folder to keep one", file=sys.stderr)
         return False
     path = folder / f"{table}-{key}.json"
-    exists = path.exists()
+    exists = bool(_store_files(str(path)))          # the store, or the rank files of a sharded run
     args.results, args.resume = str(path), exists and not getattr(args, "overwrite", False)
     args.overwrite = exists and not args.resume
     print(f"results store: {path} ({'resuming it' if args.resume else 'new'}; the same command resumes it after "
