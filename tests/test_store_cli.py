@@ -80,7 +80,7 @@ def test_default_store_resumes_a_killed_run_and_other_configurations_never_touch
 
 @pytest.mark.parametrize("argv, message", [
     (["--unet-batch", "100000000"], r"--unet-batch 100000000 pads every UNet call.*GB"),
-    (["--toy-sigma", "1e300"], r"--toy-sigma must be in \(0, 100"),
+    (["--toy-sigma", "1e300"], r"--toy-sigma must be a finite number in \(0, 100\]"),
     (["--eot", "1000000"], "--eot must be at most 1000"),
     (["--steps", "1000000000"], "--steps must be at most"),
 ])

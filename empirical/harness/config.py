@@ -330,8 +330,8 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if g("t_star") is not None and not 0 <= args.t_star <= 1000:
         parser.error(f"--t-star must be in [0, 1000] (the diffusion's steps), got {args.t_star}")
     if g("toy_sigma") is not None and not (math.isfinite(args.toy_sigma) and 0 < args.toy_sigma <= MAX_TOY_SIGMA):
-        parser.error(f"--toy-sigma must be in (0, {MAX_TOY_SIGMA}] (images live in [0, 1]; a larger sigma leaves "
-                     f"only noise), got {args.toy_sigma}")
+        parser.error(f"--toy-sigma must be a finite number in (0, {MAX_TOY_SIGMA:g}] (images live in [0, 1]; a "
+                     f"larger sigma leaves only noise), got {args.toy_sigma}")
     if g("mixed_precision") and args.device == "cpu":
         parser.error("--mixed-precision is CUDA-only; drop it or use --device cuda")
     linf = getattr(args, "norm", "linf") == "linf"
