@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toymodel import sweep, theory
+from toymodel import simulate, sweep, theory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,8 @@ def test_default_geometry_is_the_papers_and_every_row_is_explained(tmp_path, cap
 
 def test_json_csv_rows_schema_and_values(tmp_path, capsys):
     path = tmp_path / "rows.json"
-    sweep.main(["--n", "16", "64", "--trials", "3000", "--eps", "inf", "auto", "1.5", "--quiet", "--json", str(path),
+    sweep.main(["--n", "16", "64", "--trials", "3000", "--eps", "inf", "auto", "1.5", "--quiet", "--format", "wide",
+                "--json", str(path),
                 "--csv", str(tmp_path / "rows.csv")])
     rows = json.loads(path.read_text())
     # 2 n x (1 unclipped + 2 eps x (l2 + linf axis + linf diagonal)) x 4 strategies x 14 radii + dimension table
@@ -90,7 +91,7 @@ def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--sigma", "-1"], "must be finite and > 0"), (["--n", "0"], "must be >= 1"),
+    (["--sigma", "-1"], "must be finite and > 0"), (["--n", "0"], "must be in 1..1000000"),
     (["--strategy", "bpda"], "invalid choice"), (["--norm", "1"], "invalid choice"),
     (["--eps", "-2"], "must be finite and > 0"), (["--n", "abc"], "expected an integer"),
     (["--d", "-1"], "must be finite and >= 0"), (["--d", "nan"], "must be finite"),
@@ -104,6 +105,62 @@ def test_bad_arguments_rejected(argv, message, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("error:") == 1
+
+
+def test_default_output_fits_120_columns_defines_its_symbols_and_ends_with_a_summary(capsys):
+    sweep.main(["--n", "3072", "--trials", "1000", "--quiet"])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    header = "\n".join(lines[:30])
+    for symbol in ("n ", "sigma", "r ", "d = ||c - x0||", "eps", "eta0", "xi", "Psi(x; n)", "Psi(x/2)", "Psi(x)"):
+        assert symbol in header, symbol
+    summary = lines[lines.index(next(line for line in lines if line.startswith("Summary"))):]
+    assert len(summary) <= 10 and all(s in summary[1] for s in theory.STRATEGIES)
+    assert "near sqrt(n): partial, eot" in " ".join(summary) and "near sqrt(2n): perfect" in " ".join(summary)
+
+
+def test_wide_format_keeps_the_spelled_out_bounds(capsys):
+    sweep.main(["--n", "64", "--trials", "200", "--quiet", "--eps", "inf", "--format", "wide"])
+    out = capsys.readouterr().out
+    assert "covered by" in out and "(any fresh-noise attack)" in out and "d = ||c - x0||" in out
+
+
+def _estimate(r: float, success: float, exact: float | None) -> simulate.Estimate:
+    return simulate.Estimate("eot", 16, 1.0, r, 5.0, "axis", math.inf, "2", success, 0.0, 100, exact, 1.0,
+                             theory.COVER_FRESH, 0.0, 1.0, 0.0, -50.0, False, True, None)
+
+
+def test_crossings_interpolate_between_grid_points():
+    rows = [_estimate(r, p, e) for r, p, e in ((1.0, 0.1, 0.0), (2.0, 0.3, 0.4), (3.0, 0.7, 0.6), (4.0, 0.9, 1.0))]
+    (mc, exact), = sweep.crossings(rows)[(16, math.inf, "2", "axis")].values()
+    assert mc == pytest.approx(2.5) and exact == pytest.approx(2.5)
+    assert sweep._crossing([(1.0, 0.6), (2.0, 0.9)]) == "above" and sweep._crossing([(1.0, 0.2)]) == "below"
+    assert sweep._crossing([(1.0, None), (2.0, 0.9)]) is None
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--n", "1e7"], "must be in 1..1000000"), (["--n", "10000000"], "must be in 1..1000000"),
+    (["--d", "1e6"], "bring --d back"), (["--r-over-sigma", "1e6"], "bring --r-over-sigma back"),
+    (["--sigma", "1e300"], "bring --sigma back"), (["--eps", "1e300"], "bring --eps back"),
+    (["--n", "16", "32", "--fixed-r-over-sigma", "1e9"], "bring --fixed-r-over-sigma back"),
+])
+def test_too_large_values_refused_before_any_simulation(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(simulate, "estimate_curve", lambda *a, **k: pytest.fail("simulation started"))
+    with pytest.raises(SystemExit) as info:
+        sweep.main(argv + ["--quiet"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_same_path_for_json_and_csv_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep, "run_grid", lambda args: pytest.fail("work started before the path check"))
+    (tmp_path / "sub").mkdir()
+    for other in (tmp_path / "rows", tmp_path / "sub" / ".." / "rows"):
+        with pytest.raises(SystemExit) as info:
+            sweep.main(["--json", str(tmp_path / "rows"), "--csv", str(other)])
+        assert info.value.code == 2
+        assert "--json and --csv name the same file" in capsys.readouterr().err
 
 
 def test_default_grid_brackets_both_transitions():
