@@ -10,10 +10,12 @@ accuracy it measured. The script prints both and their paired difference (same s
 Install without touching torch: ``pip install --no-deps pyautoattack`` (it declares no dependencies).
 
 python -m benchmarks.bench_autoattack [--model empirical.examples.defences:gaussian_noise] [--n-samples 128]
+(MODULE:FACTORY with MODULE importable.)
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import tempfile
@@ -44,10 +46,10 @@ def autoattack_rand(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ep
 
 def cross_check(spec: str, n: int, seed: int = 0, steps: int = 10, eot: int = 4, fresh_evals: int = 4) -> dict:
     """The audit's recommended number and AutoAttack-rand's on the first n digits samples."""
-    from empirical.audit import load_factory
+    module, _, name = spec.rpartition(":")
+    factory = getattr(importlib.import_module(module), name)
     cfg = AuditConfig(model=spec, n_samples=n, batch_size=min(n, 64), steps=steps, eot=eot,
                       fresh_evals=fresh_evals, seed=seed, predict_samples=0)
-    factory = load_factory(spec)
     rep = audit(factory, cfg)
     x, y, _, _, _ = audit_data(cfg)
     model = resolve_model(factory, cfg.device)
