@@ -9,15 +9,15 @@ timed through `unet_steps` checkpointed steps and extrapolated the same way.
 """
 from __future__ import annotations
 
-import os
-import resource
-import threading
-import time
+import gc
+import textwrap
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 
 from empirical.attacks import PAPER_SETTINGS, PRESETS
+from empirical.costs import PeakMemory, rss, saved_activation_bytes, timed
 from empirical.gradients import loss_grad
 from empirical.noise import SampleReplayNoise
 from empirical.purifiers import make_purifier
@@ -35,6 +35,13 @@ DDPM_CIFAR10_CONFIG: dict = {
 # Images per cell in the paper (Sec. 5.1): CIFAR-10 uses the whole test set for clean and BPDA and 10% for
 # BPDA-EOT; ImageNet measures clean accuracy on 1,000 and robust accuracy on 200 validation images (its
 # BPDA-EOT cell is empty in Table 1; 10% of the robust set is counted here).
+WIDTH = 120                      # columns of the report's lines
+MEMORY_LIMIT = 8 * 2 ** 30       # default cap on the process's memory (CPU): stages that would pass it are skipped
+# A checkpointed step's backward pass needs several times the bytes its forward pass saves (the recomputed
+# activations, their gradients, temporaries): measured 2.6x for the 256x256 guided UNet (11.3 GiB over 4.36 GiB
+# saved, 2 images) and 3x for a small DDPM stand-in, so the memory check counts 3x.
+BACKWARD_OVER_SAVED = 3.0
+Progress = Callable[[str], None]
 PAPER_IMAGES: dict[str, dict[str, int]] = {
     "cifar10": {"clean": 10_000, "bpda": 10_000, "eot": 1_000},
     "imagenet": {"clean": 1_000, "bpda": 200, "eot": 20},
@@ -84,6 +91,7 @@ class DryRunReport:
     memory_method: str = ""
     cells: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    memory_limit: int | None = None
 
     @property
     def total_hours(self) -> float:
@@ -135,7 +143,13 @@ class DryRunReport:
         if u is not None and u < 0.9:
             out.append(f"  the purification used {u:.0%} of {self.threads} thread(s) x wall time (other processes shared "
                        f"the CPU): on an unshared machine about {self.total_hours * u:.2f} hours (= total x {u:.2f})")
-        return out + [f"Note: {n}" for n in self.notes]
+        return [w for line in out + [f"Note: {n}" for n in self.notes] for w in _wrap(line)]
+
+
+def _wrap(line: str, width: int = WIDTH) -> list[str]:
+    """One report line as lines of at most `width` columns, continuations indented under it."""
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, width=width, subsequent_indent=indent, break_on_hyphens=False) or [line]
 
 
 def protocol_cells(dataset: str, steps: int, eot: int) -> list[Cell]:
@@ -149,69 +163,6 @@ def protocol_cells(dataset: str, steps: int, eot: int) -> list[Cell]:
             Cell("BPDA, fixed noise", n["bpda"], steps + 1, steps),
             Cell(f"BPDA-EOT-{eot}, fresh noise", n["eot"], eot * steps + 1, eot * steps),
             Cell(f"BPDA-EOT-{eot}, fixed noise", n["eot"], steps + 1, steps)]
-
-
-class _PeakMemory:
-    """Peak memory during a block: CUDA's max_memory_allocated, else the process RSS sampled every 5 ms
-    (psutil if installed, else /proc/self/statm), else the process-wide ru_maxrss high-water mark."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak, self._stop = device, 0, threading.Event()
-        if device.type == "cuda":
-            self.method = "torch.cuda.max_memory_allocated"
-        elif _rss() is not None:
-            self.method = "process RSS sampled every 5 ms"
-        else:
-            self.method = "ru_maxrss (process high-water mark)"
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss() or 0)
-
-    def __enter__(self) -> "_PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif _rss() is not None:
-            self.peak = _rss()
-            self._thread = threading.Thread(target=self._poll, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        elif hasattr(self, "_thread"):
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, _rss() or 0)
-        else:
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _rss() -> int | None:
-    try:
-        import psutil
-        return int(psutil.Process().memory_info().rss)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _timed(fn, device: torch.device) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call, synchronising CUDA around it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _models(dataset: str, purifier_model, classifier, unet_config, classifier_config):
@@ -267,10 +218,39 @@ def _check(dataset: str, device: torch.device, images: int, eot: int, steps: int
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.2f} GiB"
+
+
+def _size(module: torch.nn.Module) -> tuple[int, int]:
+    """(parameters, bytes of parameters and buffers)."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(p.numel() for p in module.parameters()), sum(t.numel() * t.element_size() for t in tensors)
+
+
+def plan(dataset: str, purifier_model=None, classifier=None, unet_config: dict | None = None,
+         classifier_config: dict | None = None) -> str:
+    """What the dry run will build and the memory of its weights, found by building the architectures on
+    PyTorch's meta device (no memory, no weights) before anything real is built."""
+    with torch.device("meta"):
+        unet, _, clf, ulabel, clabel = _models(dataset, None if isinstance(purifier_model, str) else purifier_model,
+                                               None if isinstance(classifier, str) else classifier,
+                                               unet_config, classifier_config)
+    parts = []
+    for spec, module, label in ((purifier_model, unet, ulabel), (classifier, clf, clabel)):
+        if isinstance(spec, str):
+            parts.append(f"{spec} (loaded; its size is reported once loaded)")
+        else:
+            count, nbytes = _size(module)
+            parts.append(f"{label}: {count / 1e6:.1f}M parameters, {_gib(nbytes)} of weights")
+    return " and ".join(parts)
+
+
 def dry_run(dataset: str, *, device: str | torch.device = "cpu", purifier_model=None, classifier=None,
             t_star: int | None = None, images: int = 2, eot: int = 15, steps: int | None = None,
             threads: int | None = None, unet_steps: int = 3, full_gradient: bool = True, warmup: bool = True,
-            unet_config: dict | None = None, classifier_config: dict | None = None, seed: int = 0) -> DryRunReport:
+            unet_config: dict | None = None, classifier_config: dict | None = None, seed: int = 0,
+            memory_limit: int | None = MEMORY_LIMIT, progress: Progress | None = None) -> DryRunReport:
     """Time purification, a BPDA step and a full-gradient step on `images` images and extrapolate Table 1.
 
     dataset: "cifar10" (DDPM UNet of google/ddpm-cifar10-32 + WRN-28-10) or "imagenet" (256x256 unconditional
@@ -280,46 +260,57 @@ def dry_run(dataset: str, *, device: str | torch.device = "cpu", purifier_model=
     diffusers UNet2DModel config or a guided-diffusion create_model config; WideResNet or ResNet keyword
     arguments). t* and the PGD step count default to the paper's (`attacks.PAPER_SETTINGS`, `PRESETS`).
     Only `unet_steps` UNet evaluations are timed per phase; `warmup` runs one untimed evaluation first.
+    The stages run one at a time, each freeing what it built; on a CPU the full-gradient step is timed only
+    if the activations its backward pass keeps (measured first, without keeping them) fit under
+    `memory_limit` bytes of process memory (None: no limit). `progress(line)` hears what is built and timed.
     """
     device = torch.device(device)
     t_star = PAPER_SETTINGS.get(dataset, {}).get("t_star", 1) if t_star is None else t_star
     steps = PRESETS.get(dataset, {}).get("steps", 0) if steps is None else steps
     _check(dataset, device, images, eot, steps, t_star, unet_steps)
+    say = progress or (lambda line: None)
+    k = min(unet_steps, t_star)
+    say(f"Dry run ({dataset}) will build {plan(dataset, purifier_model, classifier, unet_config, classifier_config)}")
+    say(f"then time, one stage at a time on {images} image(s): {k} UNet evaluations, the classifier, and "
+        + ("a full-gradient step" + (f" if it fits under {_gib(memory_limit)} of memory" if memory_limit else "")
+           if full_gradient else "no full-gradient step"))
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        with _PeakMemory(device) as mem_models:
+        say("[1/4] building the models")
+        with PeakMemory(device) as mem_models:
             unet, scheduler, clf, ulabel, clabel = _models(dataset, purifier_model, classifier, unet_config,
                                                           classifier_config)
             unet, clf = unet.to(device), clf.to(device)
-        m = _measure(unet, scheduler, clf, device, images, min(unet_steps, t_star), warmup, full_gradient, seed)
+        say(f"[1/4] built; peak memory so far {_gib(mem_models.peak)} ({mem_models.method})")
+        m = _measure(unet, scheduler, clf, device, images, k, warmup, full_gradient, seed, memory_limit, say)
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old_threads)
-    k, grad_s = m["unet_steps"], m["grad_wall"] / images
+    grad_s = m["grad_wall"] / images
     unet_call_s = m["purify_wall"] / k / images
     full_unet_step_s = None if "full_wall" not in m else max(m["full_wall"] - m["grad_wall"], 0.0) / k / images
     report = DryRunReport(
         dataset=dataset, device=str(device), threads=used_threads, unet=f"{ulabel}, {m['size']}",
-        unet_parameters=sum(p.numel() for p in unet.parameters()), classifier=clabel,
-        classifier_parameters=sum(p.numel() for p in clf.parameters()), t_star=t_star, images=images, unet_steps=k,
-        steps=steps, eot=eot, unet_call_s=unet_call_s, purify_s=t_star * unet_call_s,
+        unet_parameters=_size(unet)[0], classifier=clabel, classifier_parameters=_size(clf)[0], t_star=t_star,
+        images=images, unet_steps=k, steps=steps, eot=eot, unet_call_s=unet_call_s, purify_s=t_star * unet_call_s,
         classifier_forward_s=m["forward_wall"] / images, classifier_grad_s=grad_s,
         bpda_step_s=t_star * unet_call_s + grad_s,
         full_step_s=None if full_unet_step_s is None else t_star * full_unet_step_s + grad_s,
         full_unet_step_s=full_unet_step_s, cpu_s=m["cpu"], peak_memory={"models": mem_models.peak, **m["memory"]},
-        memory_method=mem_models.method)
+        memory_method=mem_models.method, memory_limit=memory_limit)
     for c in protocol_cells(dataset, steps, eot):
         c.seconds = c.images * (c.purifications * report.purify_s + c.grads * report.classifier_grad_s
                                 + c.evaluations * report.classifier_forward_s)
         report.cells.append(c)
-    report.notes = _notes(report, m["image_bytes"])
+    report.notes = _notes(report, m["image_bytes"]) + m["skipped"]
+    say(f"done: {report.total_hours:.1f} hours for the paper's protocol on this device")
     return report
 
 
 def _measure(unet, scheduler, clf, device: torch.device, images: int, k: int, warmup: bool, full_gradient: bool,
-             seed: int) -> dict:
+             seed: int, memory_limit: int | None, say: Progress) -> dict:
     """Wall and CPU seconds and peak memory of k purification steps, the classifier's forward and
     forward+backward, and k checkpointed full-gradient steps, all on one batch of `images` random images."""
     from empirical.data import unet_resolution
@@ -331,16 +322,35 @@ def _measure(unet, scheduler, clf, device: torch.device, images: int, k: int, wa
     x = torch.rand(images, channels, h, w, generator=g).to(device)
     noise = SampleReplayNoise(range(images), run_seed=seed)
     purifier = make_purifier("diffpure", unet, scheduler, t_star=k)
+    out = {"unet_steps": k, "size": f"{h}x{w}", "image_bytes": x[0].numel() * x.element_size(), "cpu": {},
+           "memory": {}, "skipped": []}
+    about = ""
     if warmup:
-        make_purifier("diffpure", unet, scheduler, t_star=1)(x, noise)
-    out = {"unet_steps": k, "size": f"{h}x{w}", "image_bytes": x[0].numel() * x.element_size(), "cpu": {}, "memory": {}}
+        say("[2/4] purification: one untimed warm-up UNet evaluation")
+        first, _ = timed(lambda: make_purifier("diffpure", unet, scheduler, t_star=1)(x, noise), device)
+        about = f" (about {k * first:.0f} s)"
+    say(f"[2/4] purification: timing {k} UNet evaluations on {images} image(s){about}")
     held = {}
-    with _PeakMemory(device) as m:
-        out["purify_wall"], out["cpu"]["purify"] = _timed(lambda: held.update(xp=purifier(x, noise)), device)
-    out["memory"]["purify"], xp = m.peak, held["xp"]
+    with PeakMemory(device) as m:
+        out["purify_wall"], out["cpu"]["purify"] = timed(lambda: held.update(xp=purifier(x, noise)), device)
+    out["memory"]["purify"], xp = m.peak, held.pop("xp")
+    say(f"[3/4] classifier forward and forward+backward (purification took {out['purify_wall']:.1f} s)")
     with torch.no_grad():
         y = torch.randint(int(clf(xp).shape[-1]), (images,), generator=g).to(device)
+    out.update(_time_classifier(clf, xp, y, device, out))
+    del xp
+    gc.collect()
+    if full_gradient:
+        out["skipped"] += _time_full_gradient(clf, purifier, unet, scheduler, x, y, noise, device, memory_limit,
+                                              out, say)
+    else:
+        say("[4/4] full-gradient step not requested")
+    return out
 
+
+def _time_classifier(clf, xp: torch.Tensor, y: torch.Tensor, device: torch.device, out: dict) -> dict:
+    """The classifier's forward and forward+backward on purified images: wall seconds (CPU seconds and the
+    gradient's peak memory go into `out`)."""
     def clf_grad() -> None:
         xg = xp.detach().clone().requires_grad_(True)
         torch.autograd.grad(torch.nn.functional.cross_entropy(clf(xg), y), xg)
@@ -350,29 +360,57 @@ def _measure(unet, scheduler, clf, device: torch.device, images: int, k: int, wa
             clf(xp)
 
     clf_forward(), clf_grad()
-    out["forward_wall"], out["cpu"]["classifier forward"] = _timed(clf_forward, device)
-    with _PeakMemory(device) as m:
-        out["grad_wall"], out["cpu"]["classifier grad"] = _timed(clf_grad, device)
+    times = {}
+    times["forward_wall"], out["cpu"]["classifier forward"] = timed(clf_forward, device)
+    with PeakMemory(device) as m:
+        times["grad_wall"], out["cpu"]["classifier grad"] = timed(clf_grad, device)
     out["memory"]["classifier grad"] = m.peak
-    if full_gradient:
-        with _PeakMemory(device) as m:
-            out["full_wall"], out["cpu"]["full gradient"] = _timed(
-                lambda: loss_grad(clf, purifier, x, y, noise, "full", checkpoint=True), device)
-        out["memory"]["full gradient"] = m.peak
-    return out
+    return times
+
+
+def _time_full_gradient(clf, purifier, unet, scheduler, x, y, noise, device: torch.device, memory_limit: int | None,
+                        out: dict, say: Progress) -> list[str]:
+    """Time k checkpointed full-gradient steps, unless (on a CPU) their backward pass would take the process
+    past `memory_limit`; returns a note saying why it was skipped, if it was."""
+    if memory_limit is not None and device.type == "cpu" and rss() is not None:
+        say("[4/4] full gradient: measuring the activations one checkpointed UNet step keeps for its backward pass")
+        one_step = make_purifier("diffpure", unet, scheduler, t_star=1)
+        xg = x.detach().clone().requires_grad_(True)
+        saved = saved_activation_bytes(lambda: one_step.differentiable(xg, noise, checkpoint=False),
+                                       list(unet.parameters()) + list(clf.parameters()))
+        gc.collect()
+        in_use = rss()
+        needed = BACKWARD_OVER_SAVED * saved
+        say(f"[4/4] full gradient: one step saves {_gib(saved)} for {x.shape[0]} image(s); its backward pass needs "
+            f"about {_gib(needed)} on top of the {_gib(in_use)} in use")
+        if in_use + needed > memory_limit:
+            return [f"the full-gradient step was not timed: one checkpointed UNet step saves {_gib(saved)} of "
+                    f"activations for {x.shape[0]} image(s) and its backward pass needs about {_gib(needed)} "
+                    f"({BACKWARD_OVER_SAVED:g}x), which with the {_gib(in_use)} in use would pass the "
+                    f"{_gib(memory_limit)} memory limit (dry_run(memory_limit=None) times it anyway)"]
+    say(f"[4/4] full gradient: timing {out['unet_steps']} checkpointed UNet steps and their backward pass")
+    with PeakMemory(device) as m:
+        out["full_wall"], out["cpu"]["full gradient"] = timed(
+            lambda: loss_grad(clf, purifier, x, y, noise, "full", checkpoint=True), device)
+    out["memory"]["full gradient"] = m.peak
+    return []
 
 
 def _notes(r: DryRunReport, image_bytes: int) -> list[str]:
     notes = [f"purification = t* x the mean of {r.unet_steps} timed UNet evaluations of this package's DiffPure loop "
              "(per-sample replay noise drawn on the CPU included); per-image figures come from one batch of "
-             f"{r.images}, so on a GPU, where larger batches amortise, they are upper bounds",
-             "the full-gradient peak is measured through the timed steps; checkpointing keeps one step's "
-             f"activations, and the t* saved step inputs add about {2 * r.t_star * image_bytes / 2 ** 20:.1f} MiB "
-             "per image at t*",
-             "under fixed noise the 15 EOT draws are identical and purified once per step (the paper's recipe of "
-             "15 identical purifications would cost as the fresh-noise cell)",
-             "this package's Table 1 also evaluates every adversarial set under fresh draws and measures the toy-model "
-             "prediction; those purifications come on top of the paper's protocol counted here"]
+             f"{r.images}, so on a GPU, where larger batches amortise, they are upper bounds"]
+    if r.full_step_s is not None:
+        notes.append("the full-gradient peak is measured through the timed steps; checkpointing keeps one step's "
+                     f"activations, and the t* saved step inputs add about "
+                     f"{2 * r.t_star * image_bytes / 2 ** 20:.1f} MiB per image at t*")
+    notes += ["under fixed noise the 15 EOT draws are identical and purified once per step (the paper's recipe of "
+              "15 identical purifications would cost as the fresh-noise cell)",
+              "this package's Table 1 also evaluates every adversarial set under fresh draws and measures the "
+              "toy-model prediction; those purifications come on top of the paper's protocol counted here"]
     if r.dataset == "imagenet":
         notes.append("the paper's Table 1 has no ImageNet BPDA-EOT figure; 10% of its 200 robust images is counted")
     return notes
+
+
+_PeakMemory = PeakMemory        # the name benchmarks.bench_gpu imports

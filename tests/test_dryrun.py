@@ -34,8 +34,15 @@ def _check_arithmetic(r):
 def test_cifar10_dry_run_on_a_stand_in():
     rng_before = torch.get_rng_state()
     threads_before = torch.get_num_threads()
+    heard = []
     r = dry_run("cifar10", unet_config=TINY_UNET, classifier_config={"depth": 10, "widen_factor": 1}, t_star=6,
-                unet_steps=2, images=2, threads=1)
+                unet_steps=2, images=2, threads=1, progress=heard.append)
+    # what it will build, with its size, comes first; then each stage in order, the full gradient timed
+    assert "will build" in heard[0] and f"{r.unet_parameters / 1e6:.1f}M parameters" in heard[0]
+    assert "GiB of weights" in heard[0] and heard.index("[1/4] building the models") == 2
+    stages = [line[:5] for line in heard if line.startswith("[")]
+    assert stages == sorted(stages) and {"[1/4]", "[2/4]", "[3/4]", "[4/4]"} <= set(stages)
+    assert any("timing 2 checkpointed UNet steps" in line for line in heard)
     assert torch.equal(torch.get_rng_state(), rng_before)            # models built under a forked global RNG
     assert torch.get_num_threads() == threads_before
     assert (r.t_star, r.steps, r.eot, r.unet_steps, r.images) == (6, PRESETS["cifar10"]["steps"], 15, 2, 2)
@@ -65,6 +72,50 @@ def test_given_models_and_no_full_gradient(unet, scheduler, cnn_classifier):
     assert r.unet_steps == 3 and r.full_step_s is None and "full gradient" not in r.peak_memory
     assert r.classifier_parameters == 64 * 10 + 10 and r.unet.endswith("8x8")
     assert not any("full-gradient step" in line for line in r.lines())
+
+
+def test_report_lines_wrap_at_120_columns():
+    r = dry_run("cifar10", unet_config=TINY_UNET, classifier_config={"depth": 10, "widen_factor": 1}, t_star=6,
+                unet_steps=1, images=1, threads=1, warmup=False, full_gradient=False)
+    r.notes.append("a long note " * 30)
+    lines = r.lines()
+    assert max(len(line) for line in lines) <= 120
+    long_note = [i for i, line in enumerate(lines) if line.startswith("Note: a long note")][0]
+    nxt = lines[long_note + 1]
+    assert nxt.startswith("  ") and nxt.strip() in "a long note " * 30       # continued, indented under it
+
+
+def test_full_gradient_skipped_when_its_activations_pass_the_memory_limit():
+    kwargs = dict(unet_config=TINY_UNET, classifier_config={"depth": 10, "widen_factor": 1}, t_star=4, unet_steps=1,
+                  images=1, threads=1, warmup=False)
+    heard = []
+    r = dry_run("cifar10", memory_limit=1, progress=heard.append, **kwargs)
+    assert r.full_step_s is None and "full gradient" not in r.peak_memory
+    assert any("was not timed" in n and "memory limit" in n for n in r.notes)
+    assert not any("timing" in line and "checkpointed" in line for line in heard)
+    timed = dry_run("cifar10", memory_limit=None, **kwargs)
+    assert timed.full_step_s is not None and not any("was not timed" in n for n in timed.notes)
+
+
+def test_saved_activation_bytes_counts_what_backward_keeps_but_the_weights():
+    from empirical.costs import saved_activation_bytes
+
+    w = torch.nn.Parameter(torch.randn(8, 16))
+    x = torch.randn(4, 8, requires_grad=True)
+    f = lambda: (x @ w).relu().sum()
+    # the matmul keeps x (for w's gradient) and w (for x's); relu keeps its 4 x 16 output
+    assert saved_activation_bytes(f, [w]) == 4 * (4 * 8 + 4 * 16)
+    assert saved_activation_bytes(f, []) == 4 * (4 * 8 + 4 * 16 + 8 * 16)
+    assert x.grad is None and w.grad is None
+
+
+def test_plan_names_what_will_be_built_without_building_it(monkeypatch):
+    from empirical import dryrun
+
+    text = dryrun.plan("cifar10", unet_config=TINY_UNET, classifier_config={"depth": 10, "widen_factor": 1})
+    assert "stand-in config" in text and "WideResNet-10-1" in text and "GiB of weights" in text
+    assert "loaded" in dryrun.plan("cifar10", purifier_model="some/hub-id", unet_config=TINY_UNET,
+                                   classifier_config={"depth": 10, "widen_factor": 1})
 
 
 def test_paper_cells():
