@@ -187,7 +187,7 @@ def build_parser(spec: TableSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=spec.prog, description=spec.description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = {**spec.cpu_defaults, **spec.set_defaults}
-    shown = lambda key, fallback=None: d.get(key, _preset_text(key) if fallback is None else fallback)
+    shown = lambda key, fallback=None: str(d.get(key, _preset_text(key) if fallback is None else fallback))
     _data_options(parser, shown)
     _attack_options(parser, spec, shown)
     _output_options(parser, spec, shown)
