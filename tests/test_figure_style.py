@@ -117,3 +117,14 @@ def test_saved_figures_redraw_byte_identical(tmp_path, monkeypatch, epochs):
         blobs.append([open(p, "rb").read() for p in paths])
     assert blobs[0][1][:5] == b"%PDF-"
     assert blobs[0] == blobs[1]
+
+
+def test_fig2_refuses_a_json_that_is_no_sweep(tmp_path, capsys):
+    from figures import fig2
+
+    bad = tmp_path / "table2.json"
+    bad.write_text('{"config": {"table": "2"}, "rows": []}')
+    with pytest.raises(SystemExit) as info:
+        fig2.main(["--from-json", str(bad), "--png", str(tmp_path / "f.png")])
+    assert info.value.code == 2 and not (tmp_path / "f.png").exists()
+    assert "not the JSON of empirical.sweep_tstar or empirical.subsequence" in capsys.readouterr().err
