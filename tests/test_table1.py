@@ -1,6 +1,7 @@
 """Table 1 end to end on tiny configurations: output schema, resume after SIGKILL, sharding, bad input."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,13 +32,15 @@ def test_tiny_table_json_schema(tmp_path):
             cell = row[key]
             assert 0 <= cell["mean"] <= 100 and cell["se"] >= 0
             assert cell["n"] == (3 if key == "eot" else 6)
-    assert saved["rows"][0]["clean"]["draws"] == 2          # fresh cells: R evaluations
+    assert saved["rows"][0]["clean"]["draws"] == 4          # fresh cells: R = 2 evaluations x 2 noise replicates
     assert (tmp_path / "t.csv").read_text().startswith("purifier,method,fix,t_star,clean,clean_se")
     assert saved["config"]["run"]["fresh_evals"] == 2 and saved["config"]["table"] == "1"
-    assert {p["measured_samples"] >= 0 for p in saved["predictions"].values()} == {True}
-    assert set(saved["drops"]) == set(saved["predictions"])          # paired no-fix minus fixed, per purifier
-    for drop in saved["drops"].values():
-        assert drop["bpda"]["n"] == 6 and drop["eot"]["n"] == 3
+    assert len(saved["tests"]) == 2                                   # one block per stochastic purifier
+    for block in saved["tests"]:
+        assert block["tests"]["bpda"]["n"] == 6 and block["tests"]["eot"]["n"] == 3
+        assert 0 <= block["tests"]["bpda"]["p"] <= block["tests"]["bpda"]["p_adjusted"] <= 1
+        dec = block["decomposition"]
+        assert abs(dec["drop"]["mean"] - (dec["restored"]["mean"] - dec["lost"]["mean"])) < 1e-9
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -148,7 +151,46 @@ def test_several_diffusion_purifiers_keep_separate_cells():
     assert [(r["method"], r["fix"]) for r in out["rows"]] == [
         ("DiffPure", "no"), ("DiffPure", "yes"), ("RevPure", "no"), ("RevPure", "yes"),
         ("DDIM RevPure", "n/a")]
-    assert len(out["records"]) == 3
+    assert len([k for k in out["records"] if "#r" not in k]) == 3        # and their noise replicates
+
+
+def test_replicates_pool_per_sample_and_the_first_replicate_is_the_plain_run(tmp_path):
+    args = ["--purifiers", "gaussian", "--n-samples", "4", "--batch-size", "4", "--steps", "1", "--eot-samples", "2",
+            "--fresh-evals", "2", "--no-predict", "--quiet"]
+    one, two = table1.main(args + ["--replicates", "1"]), table1.main(args + ["--replicates", "2"])
+    key = next(iter(one["records"]))
+    assert set(two["records"]) == {key, key + "#r1"}
+    assert two["records"][key] == one["records"][key]            # replicate 0 is the run seed itself
+    assert two["records"][key + "#r1"] != two["records"][key]    # replicate 1 has keys of its own
+    bpda = two["rows"][0]["bpda"]
+    assert bpda["n"] == 4 and bpda["draws"] == 4                  # the sample stays the unit: 2 replicates x R=2
+    assert two["tests"][0]["tests"]["bpda"]["n"] == 4
+
+
+def test_stdout_has_plain_names_verdict_lines_and_no_nan(tmp_path):
+    """A one-sample run has no SE: the table says so instead of printing nan; no internal key reaches stdout,
+    and every stochastic purifier ends with a verdict line."""
+    run = _run(["--purifiers", "gaussian", "--n-samples", "1", "--batch-size", "1", "--steps", "1",
+                "--eot-samples", "1", "--fresh-evals", "2", "--threads", "1", "--quiet", "--no-store",
+                "--eps", "8/255"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
+    assert not re.search(r"\bnan\b|[+-]inf\b|\binf\b", out.lower())
+    assert "|x + N" not in out and "|t*=" not in out and "toy Gaussian sigma=0.450|" not in out
+    verdict = out[out.index("Verdict"):].splitlines()
+    assert verdict[1].startswith("  Gaussian noise") and ("undecided" in verdict[1] or "masking" in verdict[1])
+    assert "WARNING: at eps 8/255 the undefended classifier keeps" in run.stderr
+    assert "default eps" not in run.stderr                       # the preset's note is for the preset only
+
+
+def test_help_shows_each_default_as_a_number(capsys):
+    with pytest.raises(SystemExit):
+        table1.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "all 450 on digits, 512 on cifar10, 200 on imagenet" in text
+    assert "(default 5 on digits, 10 on cifar10, 10 on imagenet; --full: 50)" in text
+    assert "32 on digits, 64 on cifar10, 20 on imagenet" in text and "default 150" in text
+    assert "the dataset preset" not in text and "default torch" not in text
 
 
 def test_redirected_stdout_holds_only_the_table_and_its_legend(tmp_path):

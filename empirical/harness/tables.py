@@ -49,7 +49,8 @@ def open_store(config: Config, resolved: dict, world: World) -> ResultStore:
     weight and data identities)."""
     view = {**config.digest_view(), "resolved": resolved}
     return ResultStore.open(config.output.results, view, resume=config.output.resume,
-                            overwrite=config.output.overwrite, rank=world.rank, world_size=world.size)
+                            overwrite=config.output.overwrite, rank=world.rank, world_size=world.size,
+                            allow_code_change=config.output.allow_code_change)
 
 
 def replicate_key(key: str, k: int) -> str:
@@ -104,8 +105,8 @@ def execute(config: Config, cells: list[Cell], chunks: list[Chunk], resolved: di
     """Open the store, run the cells over the chunks (sharded under torchrun), close the process group.
     Returns the gathered chunk measurements on the main rank, None on the others."""
     world = init_world(device)
-    store = open_store(config, resolved, world)
-    out = run_cells(cells, chunks, store, world, config.output.quiet)
+    with open_store(config, resolved, world) as store:
+        out = run_cells(cells, chunks, store, world, config.output.quiet)
     shutdown(world)
     return out if world.is_main else None
 

@@ -103,13 +103,18 @@ WHAT = {"bpda": "BPDA drop (no fix minus fixed)", "eot": "BPDA-EOT drop", "clean
         f"±{M.MARGIN:g})", "toy": f"toy prediction of (a) minus held-out (a) (equal within ±{M.MARGIN:g})"}
 
 
+def _pm(part, sign: str = "") -> str:
+    """mean±SE of a decomposition part, "(no SE: one sample)" in place of a missing SE."""
+    return f"{part.mean:{sign}.1f}" + (f"±{part.se:.1f}" if math.isfinite(part.se) else " (no SE: one sample)")
+
+
 def _decomposition_lines(p: _Purifier) -> list[str]:
     dec, chk = p.decomposition, p.check
     if dec is None:
         return []
-    out = [f"    Replay->fresh minus fixed {dec.drop.mean:+.1f}±{dec.drop.se:.1f} = (a) restored {dec.restored.mean:.1f}"
-           f"±{dec.restored.se:.1f} ({dec.fooled_units} replay-fooled sample-replicates a fresh draw classifies "
-           f"correctly again; what the toy model describes) - (b) lost {dec.lost.mean:.1f}±{dec.lost.se:.1f} "
+    out = [f"    Replay->fresh minus fixed {_pm(dec.drop, '+')} = (a) restored {_pm(dec.restored)}"
+           f" ({dec.fooled_units} replay-fooled sample-replicates a fresh draw classifies "
+           f"correctly again; what the toy model describes) - (b) lost {_pm(dec.lost)} "
            f"({dec.robust_units} replay-robust ones a fresh draw fools; outside the toy model)."]
     if chk is not None:
         out.append(f"    Toy model vs (a), like for like on the {chk.samples} samples read: predicted {chk.predicted:.1f},"
