@@ -24,13 +24,9 @@ from empirical.harness.setup import load_setup
 from empirical.harness.tables import replay_row, run_protocol
 from empirical.protocol import replay_source
 from empirical.purifiers import generate
+from empirical.paper.numbers import TABLE3_ROWS
 
-PAPER_ROWS = [  # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
-    {"purifier": "paper: DDPM (EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
-     "fid": 3.212, "clean": 81.92, "bpda": 74.20},
-    {"purifier": "paper: DDPM (Non-EMA), CIFAR-10", "method": "RevPure", "fix": "yes", "t_star": 150,
-     "fid": 12.138, "clean": 80.15, "bpda": 70.21},
-]
+PAPER_ROWS = TABLE3_ROWS   # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
 COLUMNS = [("purifier", "Purifier model"), ("method", "Method"), ("fix", "Fix"), ("t_star", "t*"),
            ("fid", "FID (paper)"), ("fd_generated", "FD gen."), ("fd_purified", "FD purified"),
            ("clean", "Clean"), ("bpda", "BPDA")]

@@ -18,15 +18,9 @@ from empirical.harness import report
 from empirical.harness.curves import measure_curves
 from empirical.harness.setup import load_setup
 from empirical.purifiers import make_purifier
+from empirical.paper.numbers import TABLE_S3_ROWS
 
-PAPER_ROWS = [  # Table S3 (CIFAR-10), beside ours and labelled as the paper's
-    {"method": "paper (CIFAR-10): DiffPure", "projection": "0.0972 ± 0.0985", "bpda": 68.00, "pgd_l2": 61.75,
-     "eps_l2": 0.0972},
-    {"method": "paper (CIFAR-10): RevPure", "projection": "0.0571 ± 0.0758", "bpda": 74.20, "pgd_l2": 78.50,
-     "eps_l2": 0.0571},
-    {"method": "paper (CIFAR-10): DDIM RevPure", "projection": "0.2001 ± 0.1280", "bpda": 44.12, "pgd_l2": 26.49,
-     "eps_l2": 0.2001},
-]
+PAPER_ROWS = TABLE_S3_ROWS   # Table S3 (CIFAR-10), beside ours and labelled as the paper's
 COLUMNS = [("method", "Model"), ("t_star", "t*"), ("projection", "Adv. projection"), ("bpda", "BPDA"),
            ("pgd_l2", "PGD-l2 (bare)"), ("eps_l2", "eps (l2)"), ("adv_norm", "||x_adv - x0||")]
 # About 2 minutes on one thread: 3 purifiers at t* = 150, 24 attacked samples, 6 BPDA steps.

@@ -10,15 +10,10 @@ from pathlib import Path
 from empirical.harness import config as cfg
 from empirical.harness import report
 from empirical.harness.sweeps import sweep_main
+from empirical.paper.numbers import S_STARS, TABLE_S2
 
 FIGURE = str(Path(__file__).resolve().parent.parent / "figures" / "fig2b.png")
-S_STARS = (5, 10, 20, 50, 75, 150)
-PAPER = {  # Table S2 (CIFAR-10), printed beside ours and labelled as the paper's
-    "clean": {"DiffPure": [66.6, 47.7, 33.6, 34.5, 48.1, 80.7], "RevPure": [81.3, 70.3, 54.4, 58.8, 68.4, 83.1],
-              "DDIM RevPure": [95.2, 95.3, 94.3, 91.4, 87.5, 77.6]},
-    "bpda": {"DiffPure": [0.0, 0.0, 0.0, 0.5, 3.5, 67.2], "RevPure": [0.0, 0.0, 0.1, 1.8, 11.9, 75.2],
-             "DDIM RevPure": [0.0, 0.0, 0.0, 2.2, 11.3, 44.3]},
-}
+PAPER = TABLE_S2   # printed beside ours and labelled as the paper's
 # About 3 minutes on one thread: 6 s* x 3 purifiers (310 UNet calls per purification), 16 samples, 4 steps.
 SPEC = cfg.TableSpec("python -m empirical.subsequence", __doc__, "S2",
                      cpu_defaults=dict(n_samples=16, steps=4, n_clean=32, threads=1),

@@ -10,15 +10,10 @@ from pathlib import Path
 from empirical.harness import config as cfg
 from empirical.harness import report
 from empirical.harness.sweeps import sweep_main
+from empirical.paper.numbers import T_STARS, TABLE_S1
 
 FIGURE = str(Path(__file__).resolve().parent.parent / "figures" / "fig2a.png")
-T_STARS = (1, 50, 100, 150, 200)
-PAPER = {  # Table S1 (CIFAR-10), printed beside ours and labelled as the paper's
-    "clean": {"DiffPure": [94.0, 89.4, 83.7, 80.7, 75.5], "RevPure": [94.9, 91.6, 86.7, 83.1, 77.7],
-              "DDIM RevPure": [95.0, 90.1, 81.8, 77.6, 69.4]},
-    "bpda": {"DiffPure": [0.0, 31.2, 60.2, 67.2, 68.8], "RevPure": [0.0, 50.2, 72.8, 75.2, 72.8],
-             "DDIM RevPure": [0.0, 22.7, 39.3, 44.3, 41.3]},
-}
+PAPER = TABLE_S1   # printed beside ours and labelled as the paper's
 # About 5 minutes on one thread: 5 t* x 3 purifiers, 16 attacked samples, 4 PGD steps, no EOT.
 SPEC = cfg.TableSpec("python -m empirical.sweep_tstar", __doc__, "S1",
                      cpu_defaults=dict(n_samples=16, steps=4, n_clean=32, threads=1),

@@ -11,15 +11,9 @@ from empirical.harness import records as rec
 from empirical.harness import report
 from empirical.harness.setup import load_setup
 from empirical.harness.tables import replay_row, run_protocol
+from empirical.paper.numbers import TABLE2_ROWS
 
-PAPER_ROWS = [  # the paper's Table 2, CIFAR-10 rows, in their own block
-    {"purifier": "DDPM (CIFAR-10)", "method": "DiffPure", "fix": "yes", "t_star": 150,
-     "clean": 79.61, "bpda": 68.00, "eot": 67.2},
-    {"purifier": "DDPM (CIFAR-10)", "method": "RevPure", "fix": "yes", "t_star": 150,
-     "clean": 81.92, "bpda": 74.20, "eot": 74.9},
-    {"purifier": "DDPM (CIFAR-10)", "method": "DDIM RevPure", "fix": "n/a", "t_star": 150,
-     "clean": 75.81, "bpda": 44.12, "eot": 44.7},
-]
+PAPER_ROWS = TABLE2_ROWS   # the paper's Table 2, CIFAR-10 rows, in their own block
 COLUMNS = [("purifier", "Purifier model"), ("method", "Method"), ("fix", "Fix"), ("t_star", "t*"),
            ("clean", "Clean"), ("bpda", "BPDA"), ("eot", "BPDA-EOT")]
 # About 3-4 minutes for three purifiers at t* = 150 on one thread of a 2-core machine.
