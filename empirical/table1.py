@@ -61,7 +61,8 @@ def dry_run(config: cfg.Config) -> dict:
     result = dryrun.dry_run(d.dataset, device=resolve_device(config.run.device), purifier_model=d.purifier_model,
                             classifier=d.classifier, t_star=config.purifier.t_star,
                             images=config.option("dry_run_images"), eot=config.sizes.eot or 15,
-                            steps=config.sizes.steps, threads=config.output.threads)
+                            steps=config.sizes.steps, threads=config.output.threads,
+                            progress=lambda line: report.status(line, config))
     print("\n".join(result.lines()))
     out = {"dry_run": result.to_dict()}
     report.write_outputs(config, out)
