@@ -4,7 +4,8 @@ paper_checks.md has two parts: the toy-model section above the BEGIN marker is m
 between the BEGIN and END markers is generated here and only here (markers appended if absent), from the same
 records as verdicts.json. The claims, their rules and the paper's numbers live in `empirical.paper`: each
 claim is decided by an exact paired test (McNemar, sign-flip) or TOST, and the p-values of all tested claims
-are adjusted together by Holm. A rule that fails on a run raises: the command exits non-zero.
+are adjusted together (primary claims by Bonferroni, the rest by Holm at the alpha the rejected
+primaries pass on: empirical.multiplicity). A rule that fails on a run raises: the command exits non-zero.
 """
 from __future__ import annotations
 

@@ -177,4 +177,10 @@ def _variants() -> list[Claim]:
     return out
 
 
+# The project's question, fixed before the data: is DiffPure's robustness on the digits default gradient
+# masking, does the toy Gaussian purifier show the mechanism, and does the toy model predict the part of the
+# drop it describes? These are the primary claims of the gatekeeping procedure (empirical.multiplicity);
+# every other tested claim is secondary and inherits the alpha of the rejected primaries.
+PRIMARY = ("table1.bpda_drop", "toy.bpda_drop", "table1.toy_prediction")
+
 CLAIMS: tuple[Claim, ...] = tuple(_table1() + _table2() + _sweeps() + _table3_s3() + _figures() + _variants())

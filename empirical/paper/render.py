@@ -8,7 +8,8 @@ from pathlib import Path
 
 from empirical import stats
 from empirical.paper import runs as R
-from empirical.paper.claims import CLAIMS, MODULES, REQUIRED, Claim
+from empirical.multiplicity import gatekeeping
+from empirical.paper.claims import CLAIMS, MODULES, PRIMARY, REQUIRED, Claim
 from empirical.paper.measures import MARGIN
 from empirical.paper.rules import ALPHA, claim_p, decide, fmt_p
 
@@ -45,8 +46,17 @@ def _secondary(claim: Claim, primary: str, runs: dict) -> list[dict]:
     return readings
 
 
+def adjust(raw: dict[str, float]) -> dict[str, float]:
+    """{claim id: adjusted p} by the gatekeeping procedure (empirical.multiplicity): the PRIMARY claims by
+    Bonferroni over all of PRIMARY (measured or not), the rest by Holm at the alpha they inherit."""
+    primary = [c for c in PRIMARY if c in raw]
+    secondary = [c for c in raw if c not in PRIMARY]
+    first, rest = gatekeeping([raw[c] for c in primary], [raw[c] for c in secondary], ALPHA, k=len(PRIMARY))
+    return {**dict(zip(primary, first)), **dict(zip(secondary, rest))}
+
+
 def evaluate(runs: dict[str, dict]) -> list[dict]:
-    """One record per claim: evidence from its primary run, Holm over the decided family, the verdict.
+    """One record per claim: evidence from its primary run, the gatekeeping adjustment (`adjust`), the verdict.
     A bug in a rule raises: no claim is silently dropped."""
     staged = []
     for claim in CLAIMS:
@@ -55,8 +65,9 @@ def evaluate(runs: dict[str, dict]) -> list[dict]:
             staged.append((claim, None, None, []))
             continue
         staged.append((claim, primary, claim.measure(runs[primary], runs), _secondary(claim, primary, runs)))
-    family = [i for i, (_, _, ev, _) in enumerate(staged) if ev is not None and claim_p(ev) is not None]
-    adjusted = dict(zip(family, stats.holm([claim_p(staged[i][2]) for i in family])))
+    tested = [i for i, (_, _, ev, _) in enumerate(staged) if ev is not None and claim_p(ev) is not None]
+    adjusted = adjust({staged[i][0].id: claim_p(staged[i][2]) for i in tested})
+    adjusted = {i: adjusted[staged[i][0].id] for i in tested}
     records = []
     for i, (claim, primary, ev, secondary) in enumerate(staged):
         rec = {"claim": claim.id, "title": claim.title, "run": primary, "estimand": claim.estimand}
@@ -77,9 +88,10 @@ def evaluate(runs: dict[str, dict]) -> list[dict]:
 
 
 def summary(records: list[dict]) -> dict:
-    """Counts after Holm for the tested family, the unadjusted counts beside them, and the rule-based rows."""
+    """Counts after the adjustment for the tested family, the unadjusted counts beside them, and the rule-based rows."""
     tested = [r for r in records if r["p_adjusted"] is not None]
-    return {"alpha": ALPHA, "adjustment": "Holm", "family_size": len(tested),
+    return {"alpha": ALPHA, "adjustment": "Bonferroni-Holm gatekeeping (primary claims first)",
+            "primary": list(PRIMARY), "family_size": len(tested),
             "after_adjustment": {w: sum(r["verdict"] == w for r in tested) for w in stats.VERDICTS},
             "p_below_alpha_before_adjustment": sum(r["p"] < ALPHA for r in tested),
             "untested": {w: sum(r["verdict"] == w for r in records if r["p_adjusted"] is None) for w in stats.VERDICTS}}
@@ -116,19 +128,23 @@ def markdown(records: list[dict], runs: dict, missing: list[str]) -> str:
              "noise replicates, and real-valued per-sample quantities, by the exact sign-flip test (its normal "
              "approximation only above the size stated in `stats.paired_test`); \"unchanged\" and \"equal\" by two "
              f"one-sided tests against ±{MARGIN:g} points (TOST). A claim of several steps holds only if every step does "
-             "(its p is the largest step p); a reversed step decides it otherwise. The p-values of all tested claims "
-             f"form one family adjusted by Holm at alpha {ALPHA}: **reproduced** = the claimed direction (or the "
+             "(its p is the largest step p); a reversed step decides it otherwise. Multiplicity: the family-wise "
+             f"error over all tested claims is held at alpha {ALPHA} by a gatekeeping procedure "
+             "(`empirical/multiplicity.py`): the project's primary claims (" + ", ".join(PRIMARY) + "), fixed "
+             "before the data, share alpha by Bonferroni, and every other claim is tested by Holm at the alpha "
+             "of the rejected primaries (adjusted p = Holm p x " + str(len(PRIMARY)) + " / rejected), so a table that runs the primary "
+             "claims decides them exactly as this report does. **reproduced** = the claimed direction (or the "
              "band) with adjusted p < 0.05; **contradicted** = the opposite direction with adjusted p < 0.05, or an "
              "equivalence interval wholly outside its band; **inconclusive** otherwise. A run that shares the samples "
              "and seed of a claim's primary run is a secondary reading, not a second confirmation. The last column "
              "gives the samples a run would need for 80% power (two-sided, alpha 0.05, normal approximation) at the "
              "measured per-sample SD: for the paper's effect / for the measured one. Rows without a test (one "
              "image, no SE) use the deterministic rules in `empirical/paper/rules.py` and stay outside the family.", "",
-             f"Tested claims: {s['family_size']}; after Holm: {a['reproduced']} reproduced, {a['contradicted']} "
+             f"Tested claims: {s['family_size']}; after adjustment: {a['reproduced']} reproduced, {a['contradicted']} "
              f"contradicted, {a['inconclusive']} inconclusive ({s['p_below_alpha_before_adjustment']} with raw p < "
              f"{ALPHA}). Rule-based or unmeasured rows: " + ", ".join(f"{v} {k}" for k, v in s["untested"].items())
              + ".", "",
-             "| id | claim | setup | command | measured here | test | p (raw / Holm) | verdict | n for 80% power "
+             "| id | claim | setup | command | measured here | test | p (raw / adjusted) | verdict | n for 80% power "
              "(paper / measured) |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [_row(r) for r in records]
     lines += ["", "### Not measured here", "", "| claim | command | why |", "|---|---|---|"]

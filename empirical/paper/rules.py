@@ -12,7 +12,8 @@ paper claims, or an equivalence band. The claim's p is the p of its deciding ste
 - claims without per-sample records or with one unit (Fig. 4's single image, Fréchet distances without
   an SE) go by a deterministic rule, carry no p and stay outside the multiplicity family.
 
-The p-values of the decided claims form one family, adjusted by Holm (`stats.holm`); the verdict uses
+The p-values of the decided claims are adjusted together (`render.adjust`: primary claims by Bonferroni,
+the rest by Holm at the alpha the rejected primaries pass on; `empirical.multiplicity`); the verdict uses
 the adjusted p (`stats.directional_verdict`, `stats.equivalence_verdict`). Samples for 80% power
 (`stats.samples_for_power`) are given for the paper's effect and for the measured one, at the deciding
 step's per-sample SD; for an equivalence step the effect is the room margin - |difference|.
@@ -76,7 +77,7 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A claim's decision: verdict, the deciding test (name, statistic, raw and Holm-adjusted p, n,
+    """A claim's decision: verdict, the deciding test (name, statistic, raw and adjusted p, n,
     discordant pairs), the step that decided it, a note, and the samples for 80% power."""
 
     verdict: str
@@ -122,13 +123,13 @@ def _n80(step: Step) -> dict:
 
 
 def claim_p(evidence: Evidence) -> float | None:
-    """The raw p that enters the Holm family, or None (deterministic rule or unmeasured step)."""
+    """The raw p that enters the adjusted family, or None (deterministic rule or unmeasured step)."""
     step = evidence.deciding()
     return None if step is None else float(step.test.p)
 
 
 def decide(evidence: Evidence, p_adjusted: float | None) -> Verdict:
-    """The verdict of a claim from its evidence and its Holm-adjusted p."""
+    """The verdict of a claim from its evidence and its adjusted p."""
     if evidence.kind == RULE:
         return Verdict(evidence.rule_verdict or stats.INCONCLUSIVE, note=evidence.rule_note or "deterministic rule")
     step = evidence.deciding()

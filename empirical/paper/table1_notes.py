@@ -2,9 +2,10 @@
 
 Every stochastic purifier of the run gets its BPDA and BPDA-EOT drops (exact paired tests), its clean
 change (two one-sided tests within +-MARGIN), the Replay->fresh drop split into (a) restored and (b) lost,
-and the toy model's prediction of (a) against held-out draws (TOST within +-MARGIN of (a)). The p-values
-of this table form one family, adjusted by Holm; paper_checks adjusts over all its claims, so a verdict
-that holds here at a small p also holds there. A plain verdict line per purifier ends the notes.
+and the toy model's prediction of (a) against held-out draws (TOST within +-MARGIN of (a)). The primary
+tests (every BPDA drop, DiffPure's toy prediction) are decided here exactly as paper_checks decides its
+primary claims (Bonferroni, empirical.multiplicity), so both say the same; the secondary ones are shown with
+their raw p and decided in paper_checks, over the whole report. A plain verdict line per purifier ends.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import math
 from dataclasses import dataclass, field
 
 from empirical import stats
+from empirical.multiplicity import gatekeeping
 from empirical.paper import measures as M
+from empirical.paper.claims import PRIMARY
 from empirical.paper import numbers as P
 from empirical.paper.rules import ALPHA, Evidence, claim_p, decide, fmt_p
 
@@ -81,22 +84,29 @@ def _measure(d: dict, spec) -> _Purifier:
 
 
 def _test_line(what: str, ev: Evidence, p_adj: float | None) -> tuple[str, dict]:
-    v = decide(ev, p_adj)
+    """One test: estimate, interval, test, raw p and, for a primary claim (p_adj given), its adjusted p and
+    verdict; a secondary one is left to paper_checks, which adjusts it over the whole report."""
     step = ev.deciding() or ev.steps[0]
     t = step.test
     if t is None:
-        return f"    {what}: not measured", {"what": what, "verdict": v.verdict}
+        return f"    {what}: not measured", {"what": what, "verdict": stats.INCONCLUSIVE}
+    v = decide(ev, p_adj if p_adj is not None else t.p)
     se = f"±{t.se:.1f}" if math.isfinite(t.se) else " (no SE)"
     disc = f", discordant {t.discordant[0]}/{t.discordant[1]}" if t.discordant else ""
-    need = v.n_80.get("measured") if v.verdict == stats.INCONCLUSIVE else None
     ci = (f"95% CI [{t.ci[0]:+.1f}, {t.ci[1]:+.1f}]" if all(map(math.isfinite, t.ci)) else
           "no finite 95% CI from so few samples")
-    line = (f"    {what}: {t.mean:+.1f}{se} points, {ci} ({t.test} p={fmt_p(t.p)}, "
-            f"Holm p={fmt_p(p_adj)}, n={t.n}{disc}): {v.verdict}"
-            + (f"; about {need} samples would decide an effect of this size at 80% power" if need else ""))
-    return line, {"what": what, "verdict": v.verdict, "test": t.test, "statistic": t.statistic, "p": t.p,
-                  "p_adjusted": p_adj, "mean": t.mean, "se": t.se, "ci": list(t.ci), "n": t.n,
-                  "discordant": list(t.discordant) if t.discordant else None, "n_80": v.n_80}
+    head = f"    {what}: {t.mean:+.1f}{se} points, {ci} ({t.test} p={fmt_p(t.p)}, n={t.n}{disc}"
+    undecided = v.verdict == stats.INCONCLUSIVE if p_adj is not None else t.p >= ALPHA
+    need = v.n_80.get("measured") if undecided else None
+    more = f"; about {need} samples would decide an effect of this size at 80% power" if need else ""
+    if p_adj is None:
+        line = head + f"): secondary, decided in paper_checks{more}"
+    else:
+        line = head + f", adjusted p={fmt_p(p_adj)}): {v.verdict}{more}"
+    return line, {"what": what, "primary": p_adj is not None, "verdict": v.verdict if p_adj is not None else None,
+                  "test": t.test, "statistic": t.statistic, "p": t.p, "p_adjusted": p_adj, "mean": t.mean,
+                  "se": t.se, "ci": list(t.ci), "n": t.n, "discordant": list(t.discordant) if t.discordant else None,
+                  "n_80": v.n_80}
 
 
 WHAT = {"bpda": "BPDA drop (no fix minus fixed)", "eot": "BPDA-EOT drop", "clean": f"clean change (equal within "
@@ -136,9 +146,9 @@ def _verdict_line(p: _Purifier, tests: dict[str, dict]) -> str:
     v = t.get("verdict")
     if v == stats.REPRODUCED:
         word = (f"masking: fixing the noise lowers BPDA accuracy by {t['mean']:.1f} points (95% CI {t['ci'][0]:.1f} "
-                f"to {t['ci'][1]:.1f}; Holm p={fmt_p(t['p_adjusted'])})")
+                f"to {t['ci'][1]:.1f}; adjusted p={fmt_p(t['p_adjusted'])})")
     elif v == stats.CONTRADICTED:
-        word = (f"no masking: fixing the noise raises BPDA accuracy by {-t['mean']:.1f} points (Holm "
+        word = (f"no masking: fixing the noise raises BPDA accuracy by {-t['mean']:.1f} points (adjusted "
                 f"p={fmt_p(t['p_adjusted'])})")
     else:
         need = (t.get("n_80") or {}).get("measured")
@@ -150,16 +160,27 @@ def _verdict_line(p: _Purifier, tests: dict[str, dict]) -> str:
     return f"  {p.name}: {word}."
 
 
+def _primary(purifiers: list[_Purifier]) -> dict[tuple[int, str], float]:
+    """The table's primary tests, adjusted as paper_checks adjusts its primary claims (Bonferroni over
+    max(len(PRIMARY), tests)): every stochastic purifier's BPDA drop and DiffPure's toy prediction of (a).
+    With the default purifiers these are exactly paper_checks' primary claims, so both decide them alike."""
+    keys = [(i, k) for i, p in enumerate(purifiers) for k, ev in p.evidence.items()
+            if (k == "bpda" or (k == "toy" and p.name.startswith("DiffPure"))) and claim_p(ev) is not None]
+    first, _ = gatekeeping([claim_p(purifiers[i].evidence[k]) for i, k in keys], [], ALPHA,
+                           k=max(len(PRIMARY), len(keys)))
+    return dict(zip(keys, first))
+
+
 def notes(d: dict, setup, protocol, columns, fmt: str) -> Notes:
-    """Everything under Table 1: the legend of the columns shown, per purifier its tests (one Holm family
-    over the table) and decomposition, and a verdict line per purifier."""
+    """Everything under Table 1: the legend of the columns shown, per purifier its tests (primary ones
+    decided here, secondary ones left to paper_checks) and decomposition, and a verdict line per purifier."""
     out = Notes(legend(setup, protocol, columns, fmt, d["config"]["run"].get("replicates", 1)))
     purifiers = [_measure(d, spec) for spec in setup.purifiers if spec.stochastic]
-    family = [(i, k) for i, p in enumerate(purifiers) for k, ev in p.evidence.items() if claim_p(ev) is not None]
-    adjusted = dict(zip(family, stats.holm([claim_p(purifiers[i].evidence[k]) for i, k in family])))
+    adjusted = _primary(purifiers)
+    out.lines += ["", f"Tests (the rules of paper_checks: exact paired tests per sample; the {len(adjusted)} primary "
+                      f"tests share alpha {ALPHA} by Bonferroni over {max(len(PRIMARY), len(adjusted))}, as in "
+                      "paper_checks; the others are secondary and decided there, over the whole report):"]
     verdicts = []
-    out.lines += ["", f"Tests (the rules of paper_checks: exact paired tests per sample; Holm over this table's "
-                      f"{len(family)} tests, alpha {ALPHA}):"]
     for i, p in enumerate(purifiers):
         out.lines.append(f"  {p.name}:")
         tests = {}
@@ -172,7 +193,7 @@ def notes(d: dict, setup, protocol, columns, fmt: str) -> Notes:
                           "decomposition": p.decomposition.to_dict() if p.decomposition else None,
                           "prediction_check": p.check.to_dict() if p.check else None})
         verdicts.append(_verdict_line(p, tests))
-    out.lines += ["", "Verdict (masking: fixing the noise lowers BPDA accuracy at Holm p < 0.05):"] + verdicts
+    out.lines += ["", f"Verdict (masking: fixing the noise lowers BPDA accuracy at adjusted p < {ALPHA}):"] + verdicts
     return out
 
 
