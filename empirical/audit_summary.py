@@ -9,15 +9,13 @@ draw of the defence's randomness; Algorithm 1's replay draw counts), with the st
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from empirical import predict, stats
-
-if TYPE_CHECKING:
-    from empirical.auditing import AuditConfig
+from empirical.outcomes import Accuracy, accuracy, join
 
 ATTACKS = ("fresh", "eot", "replay")                        # crafted under: fresh noise, fresh noise + EOT, replay
 VERDICTS = ("deterministic", "masking", "no-masking", "inconclusive", "input-dependent")
@@ -25,41 +23,27 @@ Z_POWER = 0.8416                                            # Phi^-1(0.8): 80% p
 SCHEMA = 2                                                  # of the audit's JSON output
 
 
-@dataclass(frozen=True)
-class Accuracy:
-    """Accuracy in percent with its SE over samples; draws and the spread of the per-draw accuracies for
-    cells tested under R fresh draws."""
+class SummaryConfig(Protocol):
+    """What the summary reads of an audit's configuration (``empirical.auditing.AuditConfig`` is one)."""
 
-    mean: float
-    se: float
-    n: int
-    draws: int = 1
-    spread: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def accuracy(outcomes: Any) -> Accuracy | None:
-    """[N] booleans, or [R][N] for R fresh draws (SE across samples of the per-sample mean)."""
-    a = np.asarray(outcomes, dtype=float)
-    if outcomes is None or a.size == 0:
-        return None
-    if a.ndim == 1:
-        p = float(a.mean())
-        return Accuracy(100 * p, 100 * math.sqrt(p * (1 - p) / a.size), a.size)
-    per_sample, n = a.mean(axis=0), a.shape[1]
-    se = float(per_sample.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    spread = float(a.mean(axis=1).std(ddof=1)) if a.shape[0] > 1 else None
-    return Accuracy(100 * float(per_sample.mean()), 100 * se, n, a.shape[0], None if spread is None else 100 * spread)
+    @property
+    def min_effect(self) -> float: ...
+    @property
+    def fresh_evals(self) -> int: ...
+    @property
+    def eot(self) -> int: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def gradient(self) -> str: ...
+    @property
+    def purifier_stage(self) -> str | None: ...
+    def to_dict(self) -> dict: ...
 
 
 def joined(records: list[dict], cell: str) -> list:
-    """One cell's per-sample outcomes over the chunks: [N], or [R][N] joined along N."""
-    parts = [r[cell] for r in records if len(r.get(cell, []))]
-    if parts and isinstance(parts[0][0], list):
-        return [sum((p[i] for p in parts), []) for i in range(len(parts[0]))]
-    return sum(parts, [])
+    """One cell's per-sample outcomes over the chunks: [N], or [R][N] joined along N ([] when none)."""
+    return join(records, cell) or []
 
 
 def sd_floor(min_effect: float) -> float:
@@ -79,7 +63,7 @@ class AuditReport:
     report: the number to report ({"cell", "estimand", "acc", "se"}) and, as "strict", the lowest worst-of-R.
     """
 
-    config: "AuditConfig"
+    config: SummaryConfig
     randomized: bool
     n: int
     cells: dict[str, Accuracy]
@@ -143,7 +127,7 @@ def decide(randomized: bool, drop: stats.Difference, drop_eot: stats.Difference,
     return "inconclusive", power, detectable
 
 
-def summarise(records: list[dict], cfg: "AuditConfig", preflight: dict | None = None,
+def summarise(records: list[dict], cfg: SummaryConfig, preflight: dict | None = None,
               available: int | None = None) -> AuditReport:
     """Join the chunks' records into accuracies, paired drops, the toy reading and the verdict.
     ``preflight``: ``Preflight.to_dict()`` of the run; ``available``: samples the dataset holds."""

@@ -126,7 +126,7 @@ def cached_snapshot(repo_id: str, cache_dir: str | Path | None = None, revision:
     except LocalEntryNotFoundError:
         raise ValueError(
             f"Hugging Face model {repo_id!r} (revision {revision}) is not in the hub cache {cache} and {reason}; "
-            f"allow downloads (allow_download=True) on a machine with internet, or run `hf download {repo_id}` "
+            f"allow downloads (--allow-download on the command line, allow_download=True in Python) on a machine with internet, or run `hf download {repo_id}` "
             f"where there is internet and copy its cache folder models--{repo_id.replace('/', '--')} into {cache} "
             "(HF_HOME or HF_HUB_CACHE choose the cache), or pass a local diffusers folder") from None
 
@@ -205,7 +205,7 @@ def load_diffusers_ddpm(path_or_id: str | Path, allow_download: bool = False, *,
         return _load_ddpm_folder(snapshot, hint)
     except FileNotFoundError as exc:
         raise ValueError(f"the cached snapshot of {repo_id!r} in {cache} is incomplete ({exc}); "
-                         "allow downloads once more (allow_download=True) or copy the full repo there") from None
+                         "allow downloads once more (--allow-download, or allow_download=True in Python) or copy the full repo there") from None
 
 
 def read_state_dict(path: str | Path, what: str, source: str) -> dict:
@@ -290,6 +290,38 @@ def load_guided_diffusion(path: str | Path, config: dict | None = None):
     return _frozen(adapter), scheduler
 
 
+def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "Linf", *,
+                     model_dir: str | Path | None = None, allow_download: bool = False) -> torch.nn.Module:
+    """A RobustBench model zoo entry, e.g. "Standard" (WRN-28-10, CIFAR-10, the paper's classifier).
+
+    The checkpoint lives at model_dir/<dataset>/<threat_model>/<name>.pt (RobustBench's layout). Without
+    allow_download a missing file is refused instead of fetched. Without the robustbench package, only
+    "Standard" loads (into empirical.models.wideresnet.WideResNet, same keys); other names need `pip install robustbench`.
+    """
+    from empirical.models.wideresnet import robustbench_dir
+
+    folder = robustbench_dir(model_dir)
+    path = folder / dataset / threat_model / f"{name}.pt"
+    try:
+        from robustbench.utils import load_model
+    except Exception as exc:
+        if name == "Standard" and dataset == "cifar10" and path.is_file():
+            return load_wideresnet(path)
+        raise ImportError(f"RobustBench model {name!r} needs the optional robustbench package ({exc!r}): "
+                          "`pip install robustbench` (it requires torchvision and timm; add --no-deps if pip "
+                          "would replace this torch), or pass the downloaded checkpoint file instead") from exc
+    if not path.is_file() and not allow_download:
+        raise ValueError(f"RobustBench model {name!r} ({dataset}, {threat_model}) is not in {folder} (looked for "
+                         f"{path}); allow downloads (--allow-download on the command line, allow_download=True in Python) on a machine with internet, or copy "
+                         "the checkpoint there")
+    try:
+        model = load_model(name, model_dir=str(folder), dataset=dataset, threat_model=threat_model)
+    except Exception as exc:
+        raise ValueError(f"robustbench could not load {name!r} ({dataset}, {threat_model}) from {folder}: {exc}") from exc
+    model.eval()
+    return model.requires_grad_(False)
+
+
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".tar")
 CLASSIFIER_FORMS = {
     "digits": "'clean' or 'noisy' (the committed digits CNNs)",
@@ -343,7 +375,5 @@ def load_classifier(spec: str, dataset: str, allow_download: bool = False, *,
 
         path = resnet50_weights_file(name, allow_download)
         return load_resnet50(path)
-    from empirical.models.wideresnet import load_robustbench
-
     return _frozen(load_robustbench(name, "cifar10", model_dir=model_dir, allow_download=allow_download))
 

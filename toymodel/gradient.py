@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toymodel import theory
+import toymodel.theory as theory
 from toymodel.simulate import MAX_TRIALS
 
 MODES = ("fresh", "eot", "replay")

@@ -15,7 +15,9 @@ from typing import Sequence
 import numba
 import numpy as np
 
-from toymodel import kernels, partial_kernels, theory
+import toymodel.kernels as kernels
+import toymodel.partial_kernels as partial_kernels
+import toymodel.theory as theory
 
 SAMPLERS = ("auto", "ndim", "reduced")
 MAX_TRIALS = 10**8

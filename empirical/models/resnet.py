@@ -9,6 +9,7 @@ None then and the hand-written definition here is used; both give the same outpu
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from types import ModuleType
 
@@ -146,13 +147,12 @@ def resnet50_weights_file(name: str, allow_download: bool = False) -> Path:
     if not path.is_file():
         if not allow_download:
             raise ValueError(f"torchvision ResNet-50 weights {name} are not in torch's hub cache (looked for "
-                             f"{path}); allow downloads (allow_download=True) on a machine with internet, or "
+                             f"{path}); allow downloads (--allow-download on the command line, allow_download=True in Python) on a machine with internet, or "
                              f"fetch {url} into {path.parent} there and copy it here (TORCH_HOME moves the cache)")
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
-    from empirical.checkpoints import sha256_file
-
-    digest = sha256_file(path)
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     if not digest.startswith(prefix):
         raise ValueError(f"{path} is corrupt: its sha256 {digest[:12]}... does not start with {prefix} "
                          f"as its name says; delete it and download {url} again")

@@ -2,7 +2,8 @@
 `Standard` WRN-28-10 state dict (keys conv1, block1.layer.0.bn1, ..., bn1, fc) loads unchanged.
 
 RobustBench's Standard model has no input normalisation: it takes [0, 1] images as they are.
-Other RobustBench models load through the optional `robustbench` package (`load_robustbench`).
+Other RobustBench models load through the optional `robustbench` package
+(`empirical.checkpoints.load_robustbench`, which keeps them under `robustbench_dir`).
 """
 from __future__ import annotations
 
@@ -76,34 +77,3 @@ def robustbench_dir(model_dir: str | Path | None = None) -> Path:
     if model_dir is not None:
         return Path(model_dir)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "robustbench"
-
-
-def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "Linf", *,
-                     model_dir: str | Path | None = None, allow_download: bool = False) -> nn.Module:
-    """A RobustBench model zoo entry, e.g. "Standard" (WRN-28-10, CIFAR-10, the paper's classifier).
-
-    The checkpoint lives at model_dir/<dataset>/<threat_model>/<name>.pt (RobustBench's layout). Without
-    allow_download a missing file is refused instead of fetched. Without the robustbench package, only
-    "Standard" loads (into the WideResNet here, same keys); other names need `pip install robustbench`.
-    """
-    folder = robustbench_dir(model_dir)
-    path = folder / dataset / threat_model / f"{name}.pt"
-    try:
-        from robustbench.utils import load_model
-    except Exception as exc:
-        if name == "Standard" and dataset == "cifar10" and path.is_file():
-            from empirical.checkpoints import load_wideresnet
-            return load_wideresnet(path)
-        raise ImportError(f"RobustBench model {name!r} needs the optional robustbench package ({exc!r}): "
-                          "`pip install robustbench` (it requires torchvision and timm; add --no-deps if pip "
-                          "would replace this torch), or pass the downloaded checkpoint file instead") from exc
-    if not path.is_file() and not allow_download:
-        raise ValueError(f"RobustBench model {name!r} ({dataset}, {threat_model}) is not in {folder} (looked for "
-                         f"{path}); allow downloads (allow_download=True) on a machine with internet, or copy "
-                         "the checkpoint there")
-    try:
-        model = load_model(name, model_dir=str(folder), dataset=dataset, threat_model=threat_model)
-    except Exception as exc:
-        raise ValueError(f"robustbench could not load {name!r} ({dataset}, {threat_model}) from {folder}: {exc}") from exc
-    model.eval()
-    return model.requires_grad_(False)
