@@ -126,7 +126,8 @@ def cached_snapshot(repo_id: str, cache_dir: str | Path | None = None, revision:
     except LocalEntryNotFoundError:
         raise ValueError(
             f"Hugging Face model {repo_id!r} (revision {revision}) is not in the hub cache {cache} and {reason}; "
-            f"allow downloads (--allow-download on the command line, allow_download=True in Python) on a machine with internet, or run `hf download {repo_id}` "
+            f"allow downloads (--allow-download on the command line, allow_download=True in Python) on a machine "
+            f"with internet, or run `hf download {repo_id}` "
             f"where there is internet and copy its cache folder models--{repo_id.replace('/', '--')} into {cache} "
             "(HF_HOME or HF_HUB_CACHE choose the cache), or pass a local diffusers folder") from None
 
@@ -205,7 +206,8 @@ def load_diffusers_ddpm(path_or_id: str | Path, allow_download: bool = False, *,
         return _load_ddpm_folder(snapshot, hint)
     except FileNotFoundError as exc:
         raise ValueError(f"the cached snapshot of {repo_id!r} in {cache} is incomplete ({exc}); "
-                         "allow downloads once more (--allow-download, or allow_download=True in Python) or copy the full repo there") from None
+                         "allow downloads once more (--allow-download, or allow_download=True in Python) or copy the "
+                         "full repo there") from None
 
 
 def read_state_dict(path: str | Path, what: str, source: str) -> dict:
@@ -312,8 +314,8 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "L
                           "would replace this torch), or pass the downloaded checkpoint file instead") from exc
     if not path.is_file() and not allow_download:
         raise ValueError(f"RobustBench model {name!r} ({dataset}, {threat_model}) is not in {folder} (looked for "
-                         f"{path}); allow downloads (--allow-download on the command line, allow_download=True in Python) on a machine with internet, or copy "
-                         "the checkpoint there")
+                         f"{path}); allow downloads (--allow-download on the command line, allow_download=True in "
+                         "Python) on a machine with internet, or copy the checkpoint there")
     try:
         model = load_model(name, model_dir=str(folder), dataset=dataset, threat_model=threat_model)
     except Exception as exc:

@@ -31,7 +31,7 @@ def test_uncached_id_is_one_clear_error(hf_home, monkeypatch):
         with pytest.raises(ValueError) as err:
             ck.load_diffusers_ddpm("google/ddpm-cat-256", allow_download=allow)
         msg = str(err.value)
-        assert "google/ddpm-cat-256" in msg and str(hf_home / "hub") in msg and "allow_download=True" in msg
+        assert "google/ddpm-cat-256" in msg and str(hf_home / "hub") in msg and "--allow-download" in msg and "allow_download=True" in msg
         assert "HF_HUB_OFFLINE" in msg
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(ValueError, match=r"not allowed \(allow_download=False\)"):
