@@ -148,7 +148,8 @@ def resnet50_weights_file(name: str, allow_download: bool = False) -> Path:
         if not allow_download:
             raise ValueError(f"torchvision ResNet-50 weights {name} are not in torch's hub cache (looked for "
                              f"{path}); allow downloads (--allow-download on the command line, allow_download=True "
-                             f"in Python) on a machine with internet, or fetch {url} into {path.parent} there and copy it here (TORCH_HOME moves the cache)")
+                             f"in Python) on a machine with internet, or fetch {url} into {path.parent} there and copy "
+                             "it here (TORCH_HOME moves the cache)")
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
     with open(path, "rb") as f:
