@@ -41,7 +41,10 @@ def check_option(value: str, options: tuple[str, ...], name: str) -> str:
 def timestep_grid(t_star: int, s_star: int | None = None) -> list[int]:
     """Descending diffusers timesteps of the reverse chain: all of t*-1..0, or s* linearly spaced ones (Sec. 5.3).
 
-    The grid always starts at t*-1 (the noise level of x_t*) and ends at 0; s* == t* is the full chain.
+    The grid always starts at t*-1 (the noise level of x_t*); s* == t* is the full chain. For s* >= 2 it
+    ends at 0, the points rounded from linspace(0, t*-1, s*). s* = 1 gives [t*-1] alone: the chain's one
+    step jumps from x_t* straight to x_0 (`reverse_chain` steps from the last grid point to x_0 in every
+    case, so the grid's start, the input's noise level, is the point that must be kept).
     """
     if t_star < 0:
         raise ValueError(f"t_star must be >= 0, got {t_star}")

@@ -114,6 +114,18 @@ def test_timestep_grid_linear_spacing():
         timestep_grid(10, 11)
 
 
+def test_timestep_grid_starts_at_the_input_noise_level_and_follows_a_linear_schedule():
+    """Every (t*, s*) up to 60: s* distinct descending points from t*-1 (the level x_t* is noised to), each
+    within half a step of linspace(t*-1, 0, s*), so ending at 0 whenever s* >= 2."""
+    for t_star in range(1, 61):
+        for s_star in range(1, t_star + 1):
+            grid = timestep_grid(t_star, s_star)
+            assert len(grid) == s_star and grid[0] == t_star - 1, (t_star, s_star)
+            assert all(a > b for a, b in zip(grid, grid[1:])), (t_star, s_star)
+            ideal = [t_star - 1] if s_star == 1 else [(t_star - 1) * (1 - k / (s_star - 1)) for k in range(s_star)]
+            assert max(abs(g - i) for g, i in zip(grid, ideal)) <= 0.5 + 1e-9, (t_star, s_star)
+
+
 @pytest.mark.parametrize("name", ["diffpure", "revpure", "ddim"])
 def test_s_star_equal_t_star_is_full_chain(name, unet, scheduler, images):
     full = make_purifier(name, unet, scheduler, t_star=12)

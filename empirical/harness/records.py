@@ -7,8 +7,10 @@ turns back into floats, so a real NaN measurement is stored and read back as NaN
 store as well as key, ids and data, so an emptied, edited, copied-over record, or one copied in from a
 store of another configuration, is refused on resume, naming the chunk.
 
-Table cells are read through `outcomes`; two readers still parse the chunk dicts' own fields (the audit's
-`empirical.auditing.summarise`, and `harness.verdicts`, which reads each chunk's "ids" / "eot_ids").
+Table cells are read through `outcomes` (the library's `empirical.outcomes.join`, which the audit shares).
+Three readers also parse a chunk dict's own fields: `empirical.predict.summarise` (Table 1's toy block: the
+cells and each chunk's "prediction" list), `empirical.audit_summary.summarise` (the audit's records:
+"randomized", "toy", "toy_note") and `empirical.paper.runs.chunk_outcomes` (each chunk's "ids" / "eot_ids").
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import hashlib
 import json
 import math
 from typing import Any
+
+from empirical.outcomes import join as outcomes  # noqa: F401  (the harness's name for it)
 
 SCHEMA = 3
 NONFINITE = "nonfinite"
@@ -103,14 +107,3 @@ def verify(record: Any, key: str, ids: list[int] | None, where: str, config_dige
 def get_data(record: dict) -> dict:
     """A verified record's measurements as the measuring code returned them (non-finite floats restored)."""
     return _decode(record["data"])
-
-
-def outcomes(chunks: list[dict], cell: str):
-    """One cell's per-sample outcomes joined over chunks: [N] lists, or [R][N] lists joined along N.
-    None when no chunk measured the cell."""
-    parts = [c[cell] for c in chunks if cell in c and len(c[cell])]
-    if not parts:
-        return None
-    if isinstance(parts[0][0], list):
-        return [sum((p[i] for p in parts), []) for i in range(len(parts[0]))]
-    return sum(parts, [])

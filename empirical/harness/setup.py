@@ -1,8 +1,11 @@
 """Load data, models and purifiers for a Config, and resolve the attack budget (digits default or --full).
 
-`load_setup(config)` is the only place a configuration becomes tensors and modules. Errors a user can fix
-(missing files, a purifier that cannot be built) are ValueErrors whose message names the fix; the entry
-point's `harness.report.fail` turns them into one line and exit status 2.
+`load_setup(config)` turns a Config into the tensors and modules of its table cells (data, classifier,
+purifiers, budget). It is not the only loader: Table 3 (`empirical.ema`) also loads the digits classifier
+and both digits splits for its Frechet distances, and the audit loads its own data
+(`empirical.auditing.audit_data`) and model (a user's MODULE:FACTORY, in `empirical.audit`).
+Errors a user can fix (missing files, a purifier that cannot be built) are ValueErrors whose message names
+the fix; `harness.report.run_main` turns them into one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
