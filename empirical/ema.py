@@ -24,6 +24,7 @@ from empirical.harness.setup import load_setup
 from empirical.harness.tables import replay_row, run_protocol
 from empirical.protocol import replay_source
 from empirical.purifiers import generate
+from empirical.paper.notes import notes as claim_notes
 from empirical.paper.numbers import TABLE3_ROWS
 
 PAPER_ROWS = TABLE3_ROWS   # Table 3 (CIFAR-10), beside ours and labelled as the paper's; its FID is Inception FID
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run(config: cfg.Config) -> dict:
+    """Table 3's rows. The cells' data and purifiers come from `load_setup`, once per weight set; the
+    Fréchet reference and floor need the digits classifier and both digits splits, loaded here."""
     timer = report.Timer()
     from empirical.checkpoints import load_digits_classifier
     from empirical.data import load_digits
@@ -117,16 +120,20 @@ def run(config: cfg.Config) -> dict:
     floor_purified = frechet_between(classifier_features(clf, train.x[order[:n_pur]]), reference)
     reference_row = {"purifier": "reference: train images", "method": "-", "fd_generated": floor,
                      "fd_purified": floor_purified}
-    print(report.render(rows + [reference_row] + PAPER_ROWS, COLUMNS, config.output.format))
-    print(f"FD = Fréchet distance to the {len(test)} test images in the digits classifier's penultimate feature "
-          f"space (not FID). Reference row: the same number of random train images ({n_gen} / {n_pur}), the "
-          f"small-sample floor of each column. Paper rows: CIFAR-10, Inception FID. Accuracies in %: mean±SE."
-          f"\nWall time: {timer.elapsed:.0f} s.")
     result = {"rows": [report.jsonable(r) for r in rows], "paper_rows": PAPER_ROWS,
               "fd_floor_train_vs_test": floor, "fd_floor_purified_size": floor_purified,
               "feature_space": "digits classifier penultimate layer (not Inception)",
               "resolved": {prefix: s.resolved() for prefix, s in setups}, "records": records,
               "elapsed_s": timer.elapsed}
+    text = claim_notes("ema", {"config": config.to_dict(), **result})
+    result["tests"] = text.tests
+    print(report.render(rows + [reference_row] + PAPER_ROWS, COLUMNS, config.output.format))
+    print(f"FD = Fréchet distance to the {len(test)} test images in the digits classifier's penultimate feature "
+          f"space (not FID). Reference row: the same number of random train images ({n_gen} / {n_pur}), the "
+          f"small-sample floor of each column. Paper rows: CIFAR-10, Inception FID. Accuracies in %: mean±SE.")
+    if config.output.format != "csv":
+        print("\n".join(text.lines))
+    print(f"Wall time: {timer.elapsed:.0f} s.")
     report.write_outputs(config, result, rows, COLUMNS)
     return result
 

@@ -18,6 +18,7 @@ from empirical.harness import report
 from empirical.harness.curves import measure_curves
 from empirical.harness.setup import load_setup
 from empirical.purifiers import make_purifier
+from empirical.paper.notes import notes as claim_notes
 from empirical.paper.numbers import TABLE_S3_ROWS
 
 PAPER_ROWS = TABLE_S3_ROWS   # Table S3 (CIFAR-10), beside ours and labelled as the paper's
@@ -77,11 +78,16 @@ def run(config: cfg.Config) -> dict:
         rows.append({"method": spec.method, "t_star": spec.t_star_text,
                      "projection": f"{eps:.4f} ± {m['projection_std']:.4f}", "bpda": report.accuracy(m["correct"]),
                      "pgd_l2": report.accuracy(pgd), "eps_l2": eps, "adv_norm": f"{np.mean(m['adv_norm']):.3f}"})
-    print(report.render(rows + PAPER_ROWS, COLUMNS, config.output.format))
-    print(f"Projection: mean ± std over the attacked samples, [0, 1] units. Accuracies in %: mean±SE. Paper rows: "
-          f"CIFAR-10 (PGD-l2 on WRN-28-10).\nWall time: {timer.elapsed:.0f} s.")
     result = {"rows": [report.jsonable(r) for r in rows], "paper_rows": PAPER_ROWS, "measured": measured,
               "resolved": setup.resolved(), "protocol": protocol.to_dict(), "elapsed_s": timer.elapsed}
+    text = claim_notes("projection", {"config": config.to_dict(), **result})
+    result["tests"] = text.tests
+    print(report.render(rows + PAPER_ROWS, COLUMNS, config.output.format))
+    print("Projection: mean ± std over the attacked samples, [0, 1] units. Accuracies in %: mean±SE. Paper rows: "
+          "CIFAR-10 (PGD-l2 on WRN-28-10).")
+    if config.output.format != "csv":
+        print("\n".join(text.lines))
+    print(f"Wall time: {timer.elapsed:.0f} s.")
     report.write_outputs(config, result, rows, COLUMNS)
     return result
 

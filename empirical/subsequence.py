@@ -5,11 +5,13 @@ under randomness replay. Writes figures/fig2b.png and .pdf.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from empirical.harness import config as cfg
 from empirical.harness import report
 from empirical.harness.sweeps import sweep_main
+from empirical.paper.notes import notes as claim_notes
 from empirical.paper.numbers import S_STARS, TABLE_S2
 
 FIGURE = str(Path(__file__).resolve().parent.parent / "figures" / "fig2b.png")
@@ -42,7 +44,8 @@ def run(config: cfg.Config) -> dict:
     return sweep_main(config, "s_star", "s", "s*", values, PAPER, S_STARS,
                       f"\nSubsequences s* = {values} of t* = {t_star} (linear spacing); fixed noise only.",
                       "Paper rows: CIFAR-10 at t* = 150.", "subsequence length s*",
-                      f"Fig. 2b on {config.data.dataset}: t*={t_star}, dashed clean, solid BPDA (fixed noise)", log_x=True)
+                      f"Fig. 2b on {config.data.dataset}: t*={t_star}, dashed clean, solid BPDA (fixed noise)", log_x=True,
+                      notes=partial(claim_notes, "subsequence"))
 
 
 if __name__ == "__main__":

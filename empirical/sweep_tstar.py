@@ -5,11 +5,13 @@ randomness replay. Writes figures/fig2a.png and .pdf (dashed: clean, solid: BPDA
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from empirical.harness import config as cfg
 from empirical.harness import report
 from empirical.harness.sweeps import sweep_main
+from empirical.paper.notes import notes as claim_notes
 from empirical.paper.numbers import T_STARS, TABLE_S1
 
 FIGURE = str(Path(__file__).resolve().parent.parent / "figures" / "fig2a.png")
@@ -40,7 +42,8 @@ def run(config: cfg.Config) -> dict:
     values = config.option("t_stars")
     return sweep_main(config, "t_star", "t", "t*", values, PAPER, T_STARS,
                       f"\nSweep over t* = {values}; fixed noise only.", "Paper rows: CIFAR-10, 10% of the test set.",
-                      "sequence length t*", f"Fig. 2a on {config.data.dataset}: dashed clean, solid BPDA (fixed noise)")
+                      "sequence length t*", f"Fig. 2a on {config.data.dataset}: dashed clean, solid BPDA (fixed noise)",
+                      notes=partial(claim_notes, "sweep_tstar"))
 
 
 if __name__ == "__main__":

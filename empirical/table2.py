@@ -1,16 +1,17 @@
 """Table 2: DiffPure vs RevPure (DDPM) vs DDIM RevPure at t* = 150 under fixed noise (paper Sec. 5.2).
 
 Clean, BPDA and BPDA-EOT accuracy of the three purifiers, every cell measured with randomness replay
-(the paper's protocol for this table), beside the paper's CIFAR-10 rows; the paired differences between
-purifiers (same samples, same noise keys) say which orderings are resolved.
+(the paper's protocol for this table), beside the paper's CIFAR-10 rows. The notes read the paper's Table 2
+claims on this run with the rules of paper_checks (`empirical.paper.notes`): exact paired tests between
+purifiers (same samples, same noise keys), Holm over the table's claims.
 """
 from __future__ import annotations
 
 from empirical.harness import config as cfg
-from empirical.harness import records as rec
 from empirical.harness import report
 from empirical.harness.setup import load_setup
 from empirical.harness.tables import replay_row, run_protocol
+from empirical.paper.notes import notes as claim_notes
 from empirical.paper.numbers import TABLE2_ROWS
 
 PAPER_ROWS = TABLE2_ROWS   # the paper's Table 2, CIFAR-10 rows, in their own block
@@ -26,19 +27,6 @@ def main(argv: list[str] | None = None) -> dict:
     return report.launch(SPEC, run, argv)
 
 
-def pairwise(setup, records: dict[str, list[dict]], cells=("clean", "bpda", "eot")) -> list[dict]:
-    """Paired differences between consecutive purifiers (same samples and noise keys), per cell."""
-    out = []
-    specs = setup.purifiers
-    for a, b in zip(specs, specs[1:]):
-        for name in cells:
-            d = report.paired_drop(rec.outcomes(records[a.key], f"{name}_replay"),
-                                   rec.outcomes(records[b.key], f"{name}_replay"))
-            if d is not None:
-                out.append({"a": a.method, "b": b.method, "cell": name, **d.to_dict()})
-    return out
-
-
 def run(config: cfg.Config) -> dict:
     timer = report.Timer()
     setup = load_setup(config)
@@ -49,18 +37,18 @@ def run(config: cfg.Config) -> dict:
     if records is None:
         return {}
     rows = [replay_row(spec, records[spec.key]) for spec in setup.purifiers]
-    diffs = pairwise(setup, records)
     fmt = config.output.format
+    result = {"rows": [report.jsonable(r) for r in rows], "paper_rows": PAPER_ROWS,
+              "resolved": setup.resolved(), "protocol": protocol.to_dict(), "records": records,
+              "elapsed_s": timer.elapsed}
+    text = claim_notes("table2", {"config": config.to_dict(), **result})
+    result["tests"] = text.tests
     print(report.render(rows, COLUMNS, fmt))
     if fmt != "csv":
         print("\npaper (WRN-28-10 on CIFAR-10, l_inf 8/255):\n" + report.render(PAPER_ROWS, COLUMNS, fmt))
-        print("\nAccuracies in %: mean±SE over samples, all under fixed noise. Paired differences (same samples):")
-        for d in diffs:
-            print(f"  {d['cell']}: {d['a']} minus {d['b']} = {d['mean']:+.1f}±{d['se']:.1f}")
+        print("\nAccuracies in %: mean±SE over samples, all under fixed noise.")
+        print("\n".join(text.lines))
         print(f"Wall time: {timer.elapsed:.0f} s on {setup.device}.")
-    result = {"rows": [report.jsonable(r) for r in rows], "paper_rows": PAPER_ROWS, "pairwise": diffs,
-              "resolved": setup.resolved(), "protocol": protocol.to_dict(), "records": records,
-              "elapsed_s": timer.elapsed}
     report.write_outputs(config, result, rows, COLUMNS)
     return result
 

@@ -3,11 +3,12 @@ import json
 import torch
 
 from empirical import ema
+from empirical.paper.notes import claims_for, notes
 from empirical.purifiers import generate
 from conftest import TINY
 
 
-def test_ema_smoke(tiny_digits, tmp_path):
+def test_ema_smoke(tiny_digits, tmp_path, capsys):
     out = tmp_path / "t3.json"
     ema.main(TINY + ["--n-gen", "8", "--gen-steps", "3", "--json", str(out)])
     data = json.loads(out.read_text())
@@ -16,6 +17,11 @@ def test_ema_smoke(tiny_digits, tmp_path):
         assert r["fd_generated"] >= 0 and r["fd_purified"] >= 0 and r["bpda"]["n"] == 4
         assert sum(r["generated_class_counts"]) == 8
     assert "not Inception" in data["feature_space"]
+    again = notes("ema", data)       # Table 3's claims of paper_checks, printed and stored
+    assert [t["claim"] for t in data["tests"]] == [c.id for c in claims_for("ema")]
+    assert data["tests"] == json.loads(json.dumps(again.tests))
+    printed = capsys.readouterr().out
+    assert "\n".join(again.lines) in printed and "nan" not in printed
     # the two models really differ (the tiny stand-ins have different random weights)
     assert data["rows"][0]["fd_generated"] != data["rows"][1]["fd_generated"]
 

@@ -4,17 +4,25 @@ import torch
 
 from empirical import subsequence, table2
 from empirical.noise import SampleReplayNoise
+from empirical.paper.notes import claims_for, notes
 from empirical.purifiers import make_purifier
 from figures import fig2
 from conftest import TINY
 
 
-def test_subsequence_smoke_writes_json_and_png(tiny_digits, tmp_path):
+def test_subsequence_smoke_writes_json_and_png(tiny_digits, tmp_path, capsys):
     out, png = tmp_path / "s2.json", tmp_path / "fig2b.png"
     subsequence.main(TINY + ["--t-star", "4", "--s-stars", "2", "4", "--json", str(out), "--png", str(png)])
     data = json.loads(out.read_text())
     assert png.stat().st_size > 1000
     assert sorted({r["s"] for r in data["rows"]}) == [2, 4] and len(data["rows"]) == 6
+    again = notes("subsequence", data)       # Table S2's claims of paper_checks, printed and stored
+    assert [t["claim"] for t in data["tests"]] == [c.id for c in claims_for("subsequence")]
+    assert data["tests"] == json.loads(json.dumps(again.tests))
+    printed = capsys.readouterr().out
+    assert "\n".join(again.lines) in printed and "nan" not in printed
+    lowered = {t["claim"]: t for t in data["tests"]}["s2.bpda_lowered.RevPure"]
+    assert lowered["n"] == 4 and lowered["decided_by"] == "s*=4 > 2"      # the full chain here is t* = 4
     fig2.main(["--from-json", str(out), "--png", str(tmp_path / "again.png")])
     assert (tmp_path / "again.png").read_bytes() == png.read_bytes()
 

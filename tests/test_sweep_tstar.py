@@ -8,12 +8,13 @@ from empirical import sweep_tstar, table2
 from empirical.checkpoints import load_digits_classifier
 from empirical.data import load_digits
 from empirical.noise import SampleReplayNoise
+from empirical.paper.notes import claims_for, notes
 from empirical.purifiers import make_purifier
 from figures import fig2
 from conftest import TINY
 
 
-def test_sweep_smoke_writes_json_and_png(tiny_digits, tmp_path):
+def test_sweep_smoke_writes_json_and_png(tiny_digits, tmp_path, capsys):
     out, png = tmp_path / "s1.json", tmp_path / "fig2a.png"
     sweep_tstar.main(TINY + ["--t-stars", "1", "3", "--json", str(out), "--png", str(png)])
     data = json.loads(out.read_text())
@@ -21,6 +22,12 @@ def test_sweep_smoke_writes_json_and_png(tiny_digits, tmp_path):
     assert sorted({(r["method"], r["t"]) for r in data["rows"]}) == sorted(
         (m, t) for m in ("DiffPure", "RevPure", "DDIM RevPure") for t in (1, 3))
     assert all(r["eot"] is None for r in data["rows"])       # no BPDA-EOT column in Table S1
+    again = notes("sweep_tstar", data)       # Table S1's claims of paper_checks, printed and stored
+    assert [t["claim"] for t in data["tests"]] == [c.id for c in claims_for("sweep_tstar")]
+    assert data["tests"] == json.loads(json.dumps(again.tests))
+    printed = capsys.readouterr().out
+    assert "\n".join(again.lines) in printed and "nan" not in printed
+    assert "not measured in this run" in printed    # t* = 1, 3 only: the claims at t* >= 50 say so
     again = tmp_path / "again.png"
     fig2.main(["--from-json", str(out), "--png", str(again)])   # redrawn from the JSON: the same figure
     assert again.read_bytes() == png.read_bytes()

@@ -4,9 +4,10 @@ import pytest
 
 from conftest import TINY
 from empirical import table2
+from empirical.paper.notes import claims_for, notes
 
 
-def test_table2_smoke(tiny_digits, tmp_path):
+def test_table2_smoke(tiny_digits, tmp_path, capsys):
     out = tmp_path / "t2.json"
     res = table2.main(TINY + ["--json", str(out)])
     data = json.loads(out.read_text())
@@ -16,7 +17,13 @@ def test_table2_smoke(tiny_digits, tmp_path):
         assert r["bpda"]["mean"] <= r["clean"]["mean"] + 100 * 2 / 6   # best iterate starts at x itself
     assert data["protocol"]["fresh_cells"] is False
     assert data["config"]["table"] == "2" and data["config"]["sizes"]["n_samples"] == 4
-    assert {(d["a"], d["b"]) for d in data["pairwise"]} == {("DiffPure", "RevPure"), ("RevPure", "DDIM RevPure")}
+    # the notes are paper_checks' Table 2 claims read on this run: printed, stored, and the same read from the JSON
+    again = notes("table2", data)
+    assert [t["claim"] for t in data["tests"]] == [c.id for c in claims_for("table2")]
+    assert data["tests"] == json.loads(json.dumps(again.tests))
+    printed = capsys.readouterr().out
+    assert "\n".join(again.lines) in printed and "Paired differences" not in printed
+    assert "nan" not in printed and max(map(len, printed.splitlines())) <= 120
     assert len(res["records"]) == 3          # DiffPure / RevPure / DDIM cells do not overwrite each other
 
 

@@ -7,6 +7,7 @@ clean (dashed, open markers) and BPDA (solid, filled markers) accuracy with SE b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from empirical.harness import config as cfg
 from empirical.harness import report
@@ -123,18 +124,26 @@ def plot_sweep(rows: list[dict], key: str, xlabel: str, title: str, path: Path, 
 
 def sweep_main(config: cfg.Config, field: str, tag: str, label: str, values: list[int], paper: dict,
                paper_values: tuple[int, ...], header: str, note: str, xlabel: str, title: str,
-               log_x: bool = False) -> dict:
-    """The whole run of a sweep entry point: cells, the table beside the paper's rows, the figure, outputs."""
+               log_x: bool = False, notes: Callable[[dict], object] | None = None) -> dict:
+    """The whole run of a sweep entry point: cells, the table beside the paper's rows, the notes, the figure,
+    outputs. `notes` maps the run's result dict (its `config` included) to an object with `lines` to print and
+    `tests` to store under "tests" (the entry points pass `empirical.paper.notes`, which this layer cannot import)."""
     timer = report.Timer()
     rows, records, resolved = run_sweep(config, field, tag, values, header)
     if not rows:
         return {}
-    print(sweep_table(rows, values, tag, {**paper, "values": list(paper_values)}, label, config.output.format))
-    print(f"Accuracies in %: mean±SE over samples. {note} Wall time {timer.elapsed:.0f} s.")
-    paths = plot_sweep(rows, tag, xlabel, title, Path(config.output.png), log_x=log_x)
-    report.status(f"wrote {', '.join(paths)}", config)
     result = {"rows": [report.jsonable(r) for r in rows], "paper": paper, f"paper_{tag}_stars": list(paper_values),
               "resolved": resolved, "records": records, "elapsed_s": timer.elapsed, "png": config.output.png}
+    text = notes({"config": config.to_dict(), **result}) if notes is not None else None
+    print(sweep_table(rows, values, tag, {**paper, "values": list(paper_values)}, label, config.output.format))
+    print(f"Accuracies in %: mean±SE over samples. {note} Wall time {timer.elapsed:.0f} s.")
+    if text is not None:
+        result["tests"] = text.tests
+        if config.output.format != "csv":
+            print("\n".join(text.lines))
+    paths = plot_sweep(rows, tag, xlabel, title, Path(config.output.png), log_x=log_x)
+    report.status(f"wrote {', '.join(paths)}", config)
+    result["elapsed_s"] = timer.elapsed
     report.write_outputs(config, result, rows, [("method", "Method"), (tag, label), ("clean", "Clean"),
                                                 ("bpda", "BPDA")])
     return result
