@@ -38,7 +38,8 @@ def curves_cell(spec: PurifierSpec, setup: Setup, protocol: Protocol, keep_every
 
 
 def aggregate(chunks: list[dict]) -> dict:
-    """Per purifier: outcomes joined over chunks, and each curve's mean and SE over images per step."""
+    """Per purifier: outcomes joined over chunks, and each curve's mean and SE over images per step (the
+    sample SD over sqrt(n)). One image has no SE: NaN, which the JSON writer stores as null."""
     chunks = [c for c in chunks if c]
     out = {"position": chunks[0]["position"]}
     for key in ("correct", "end_projection", "adv_norm"):
@@ -48,7 +49,7 @@ def aggregate(chunks: list[dict]) -> dict:
         out[f"{key}_start_per_sample"], out[f"{key}_end_per_sample"] = full[0].tolist(), full[-1].tolist()
         out[f"{key}_mean"] = full.mean(axis=1).tolist()
         out[f"{key}_se"] = ((full.std(axis=1, ddof=1) / np.sqrt(full.shape[1])).tolist() if full.shape[1] > 1
-                            else [0.0] * full.shape[0])
+                            else [float("nan")] * full.shape[0])
     return out
 
 
