@@ -105,8 +105,9 @@ def execute(config: Config, cells: list[Cell], chunks: list[Chunk], resolved: di
     """Open the store, run the cells over the chunks (sharded under torchrun), close the process group.
     Returns the gathered chunk measurements on the main rank, None on the others."""
     world = init_world(device)
-    with open_store(config, resolved, world) as store:
-        out = run_cells(cells, chunks, store, world, config.output.quiet)
+    store = open_store(config, resolved, world)
+    out = run_cells(cells, chunks, store, world, config.output.quiet)
+    store.close()          # on an exception report.run_main names the open store, then closes it
     shutdown(world)
     return out if world.is_main else None
 
