@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from figures import fig_s1c
-from toymodel import theory
+
+
+def _chi2_16_cdf(x: float) -> float:
+    return 1 - math.exp(-x / 2) * sum((x / 2) ** j / math.factorial(j) for j in range(8))
 
 
 def test_fig_s1c_writes_png_pdf_and_data(tmp_path):
@@ -24,7 +27,10 @@ def test_fig_s1c_writes_png_pdf_and_data(tmp_path):
     for panel in data["mc"]:
         assert not panel["x0_in_A"] and panel["A_in_threat"]                  # paper geometry by default
         fine = panel["fine"]
-        assert panel["first_bound"] == [theory.bound_perfect(16, 1.0, q) for q in fine]
+        # Theorem 1 at n = 16, sigma = 1: chi-square(16) cdfs at q^2 / 2 and q^2, in the closed form of an
+        # even-degree chi-square, P(chi2_2k <= x) = 1 - e^(-x/2) sum_{j<8} (x/2)^j / j!
+        assert np.allclose(panel["first_bound"], [_chi2_16_cdf(q * q / 2) for q in fine], rtol=1e-10, atol=1e-13)
+        assert np.allclose(panel["second_bound"], [_chi2_16_cdf(q * q) for q in fine], rtol=1e-10, atol=1e-13)
         assert all(b <= s for b, s in zip(panel["baseline"], panel["second_bound"]))
         for s, v in panel["strategies"].items():
             assert len(v["mc"]) == len(panel["r_over_sigma"])
