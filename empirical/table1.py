@@ -29,8 +29,7 @@ SPEC = cfg.TableSpec("python -m empirical.table1", __doc__, "1", cpu_defaults=di
                      set_defaults=dict(fresh_evals=2, batch_size=150), replicates=True)
 
 
-def _extra(parser: argparse.ArgumentParser) -> None:
-    t = parser.add_argument_group("Table 1")
+def _extra(t: argparse._ArgumentGroup) -> None:
     t.add_argument("--no-predict", action="store_true", help="skip the toy-model prediction measurements")
     t.add_argument("--dry-run", action="store_true",
                    help="cifar10 / imagenet: build the real architectures (random weights unless given), time "

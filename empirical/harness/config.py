@@ -426,11 +426,11 @@ def parse(spec: TableSpec, argv: list[str] | None = None,
           check: Callable[[argparse.ArgumentParser, argparse.Namespace], dict] | None = None) -> Config:
     """Parse and validate the command line of one entry point into a frozen Config.
 
-    `extra(parser)` adds the entry point's own options; `check(parser, args)` validates them and returns
+    `extra(group)` adds the entry point's own options to a group of their own; `check(parser, args)` validates them and returns
     them as a dict (they join the digest). CPU defaults fill options left unset unless --full."""
     parser = build_parser(spec)
     if extra is not None:
-        extra(parser)
+        extra(parser.add_argument_group(f"options of {spec.prog.split()[-1]}"))
     parsed = vars(parser.parse_args(argv))
     if not parsed["full"]:
         parsed.update({k: v for k, v in spec.cpu_defaults.items() if parsed.get(k) is None})
