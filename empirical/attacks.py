@@ -167,7 +167,8 @@ def _eot_grad(classifier, purifier, x, y, noise, gradient, k, checkpoint):
 
 def _judge(classifier, purifier, x, y, noise, draws):
     """(fooled rate, mean loss) of x over ``draws`` purifications."""
-    fooled, loss = torch.zeros(x.shape[0], device=x.device), torch.zeros(x.shape[0], device=x.device)
+    fooled = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    loss = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
     for _ in range(draws):
         lo, ok = purified_loss(classifier, purifier, x, y, noise)
         fooled += (~ok).float()
@@ -312,7 +313,7 @@ def pgd(classifier, purifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
                 if fresh:
                     f, lo = _judge(classifier, purifier, x_adv, y, noise, judge_draws_best)
                 else:
-                    f, lo = (first.logits.argmax(1) != y).float(), first.loss
+                    f, lo = (first.logits.argmax(1) != y).to(x.dtype), first.loss.to(x.dtype)
                 if best_f is None:
                     best_f, best_l = f, lo
                 else:

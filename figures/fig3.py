@@ -57,7 +57,7 @@ def draw(measured: dict, title: str):
         for ax, key, label in zip(axes, ("l2", "cosine", "inner"),
                                   (r"$\|x_t - x_0\|_2$", r"cos$(x_t - x_0, \tilde x_0 - x_0)$",
                                    r"$\langle x_t - x_0, \tilde x_0 - x_0\rangle$")):
-            mean, se = np.array(m[f"{key}_mean"]), np.array(m[f"{key}_se"])
+            mean, se = np.array(m[f"{key}_mean"], dtype=float), np.array(m[f"{key}_se"], dtype=float)
             ax.plot(pos, mean, color=COLORS.get(method), label=f"{method} (BPDA {100 * np.mean(m['correct']):.0f}%)")
             ax.fill_between(pos, mean - se, mean + se, color=COLORS.get(method), alpha=0.2)
             ax.set_xlabel("process step (0 = adversarial input)")

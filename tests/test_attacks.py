@@ -343,3 +343,17 @@ def test_bad_step_size_dtype_and_judge_arguments(images, linear_classifier):
             **{**kw, "noise": SampleReplayNoise([0, 1, 2, 3], 0)})
     with pytest.raises(ValueError, match="judge_draws"):
         pgd(linear_classifier, pur, images, y, step_size=0.01, any_iterate=True, judge_draws=0, **kw)
+
+
+def test_best_iterate_pgd_runs_in_float64():
+    """keep='best' on float64 inputs: the running best of fooled rate and loss keeps the input's dtype."""
+    import torch
+    from empirical import attacks
+    from empirical.purifiers import make_purifier
+    gen = torch.Generator().manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).double()
+    x = torch.rand(4, 1, 4, 4, dtype=torch.float64, generator=gen)
+    y = torch.tensor([0, 1, 2, 0])
+    out = attacks.pgd(clf, make_purifier("none"), x, y, eps=0.1, steps=3, step_size=0.05, noise=None, keep="best")
+    assert out.x_adv.dtype == torch.float64 and out.fooled_rate.dtype == torch.float64
+    assert float((out.x_adv - x).abs().max()) <= 0.1 + 1e-12

@@ -315,8 +315,6 @@ def test_nothing_mutates_a_namespace():
     assert violations(import_graph())["mutates an argparse Namespace"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="harness.store.use_default_store sets args.results / resume / overwrite "
-                                       "on the Namespace that harness.config.parse then reads")
 def test_nothing_assigns_to_a_namespace():
     assert violations(import_graph())["assigns to an argparse Namespace"] == []
 

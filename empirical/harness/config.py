@@ -3,7 +3,10 @@
 A `Config` is frozen and whole: every option that can change a number lives in `Config.digest_view()`;
 output paths, progress and the thread count (`OutputConfig`) do not. Entry points declare a `TableSpec`
 (their CPU-sized defaults, which option groups they offer, their own extra options) and call
-`parse(spec, argv)`; nothing downstream reads an argparse Namespace.
+`parse(spec, argv)`, the only reader of the argparse Namespace on a table's path: inside it the results store
+checks the output options (`store.use_default_store` returns the cache store's options, `store.check_outputs`
+reads them) before `from_namespace` builds the Config; past `parse` the entry points see only the Config.
+`empirical.audit` keeps its own parser.
 """
 from __future__ import annotations
 
@@ -439,8 +442,10 @@ def parse(spec: TableSpec, argv: list[str] | None = None,
     own = check(parser, args) if check is not None else {}
     from empirical.harness import store
     try:
-        default = spec.attacks and not getattr(args, "dry_run", False) and store.use_default_store(
-            args, spec.table, from_namespace(spec.table, args, own).digest_view(), spec.prog)
+        chosen = store.use_default_store(args, spec.table, from_namespace(spec.table, args, own).digest_view(),
+                                         spec.prog) if spec.attacks and not getattr(args, "dry_run", False) else None
+        default = chosen is not None
+        args = argparse.Namespace(**{**vars(args), **(chosen or {})})
         store.check_outputs(args)
     except ValueError as err:
         parser.error(str(err))

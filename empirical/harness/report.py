@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -14,45 +13,8 @@ import time
 from typing import Any, Callable
 
 from empirical.results import atomic_write_json, atomic_write_text
+from empirical.outcomes import Accuracy, accuracy  # noqa: F401  (re-exported: the tables' cells)
 from empirical.stats import paired_difference
-
-
-@dataclass
-class Accuracy:
-    """Accuracy in percent with its standard error over samples (and spread over fresh draws)."""
-
-    mean: float
-    se: float
-    n: int
-    draws: int = 1
-    spread: float | None = None   # std of the per-draw accuracies (fresh-noise cells)
-
-    def text(self, spread: bool = True) -> str:
-        """mean±SE [spread]; a cell of one sample has no SE and says so (never "nan")."""
-        s = f"{self.mean:5.1f}±{self.se:3.1f}" if math.isfinite(self.se) else f"{self.mean:5.1f} (n={self.n}, no SE)"
-        show = spread and self.spread is not None and math.isfinite(self.spread)
-        return s + (f" [{self.spread:.1f}]" if show else "")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def accuracy(outcomes) -> Accuracy | None:
-    """[N] booleans, or [R][N] for R fresh draws (SE across samples of the per-sample mean)."""
-    if outcomes is None:
-        return None
-    a = np.asarray(outcomes, dtype=float)
-    if a.size == 0:
-        return None
-    if a.ndim == 1:
-        p = a.mean()
-        return Accuracy(100 * p, 100 * math.sqrt(p * (1 - p) / a.size), a.size)
-    per_sample = a.mean(axis=0)
-    n = per_sample.size
-    se = per_sample.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
-    spread = a.mean(axis=1).std(ddof=1) if a.shape[0] > 1 else None
-    return Accuracy(100 * per_sample.mean(), 100 * se, n, a.shape[0],
-                    None if spread is None else 100 * spread)
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str]], spread: bool = True) -> str:

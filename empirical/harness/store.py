@@ -103,16 +103,16 @@ def check_outputs(args: Any) -> None:
                           bool(getattr(args, "allow_code_change", False)))
 
 
-def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> bool:
+def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> dict | None:
     """Without --results (and without --no-store or $DISSECT_PURIFICATION_NO_STORE) a run keeps its store in the cache folder, named by the
     digest of its configuration and of the code, and resumes it when it exists: rerunning a killed command
-    continues it, and another configuration or other code never touches it. Sets args.results / resume /
-    overwrite and prints the path on stderr; True when the default store is used."""
+    continues it, and another configuration or other code never touches it. Prints the path on stderr and
+    returns the store options to use ({"results", "resume", "overwrite"}), or None without a default store."""
     import sys
 
     from empirical import identity
     if getattr(args, "results", None) or getattr(args, "no_store", False) or os.environ.get(NO_STORE_ENV):
-        return False
+        return None
     key = digest({"config": digest_view, "code": identity.source_identity()["source_sha256"]})
     folder = identity.cache_dir() / "stores"
     try:
@@ -120,14 +120,13 @@ def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> bo
     except OSError as err:
         print(f"{prog}: note: no results store (cannot create {folder}: {err.strerror}); set "
               f"{identity.CACHE_ENV} to a writable folder to keep one", file=sys.stderr)
-        return False
+        return None
     path = folder / f"{table}-{key}.json"
     exists = bool(_store_files(str(path)))          # the store, or the rank files of a sharded run
-    args.results, args.resume = str(path), exists and not getattr(args, "overwrite", False)
-    args.overwrite = exists and not args.resume
-    print(f"results store: {path} ({'resuming it' if args.resume else 'new'}; the same command resumes it after "
+    resume = exists and not getattr(args, "overwrite", False)
+    print(f"results store: {path} ({'resuming it' if resume else 'new'}; the same command resumes it after "
           "a kill; --no-store keeps none)", file=sys.stderr, flush=True)
-    return True
+    return {"results": str(path), "resume": resume, "overwrite": exists and not resume}
 
 
 def _check_store_path(results: str, resume: bool, overwrite: bool, allow_code_change: bool) -> None:
