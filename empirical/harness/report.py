@@ -105,23 +105,29 @@ def run_main(main: Callable[[], Any], prog: str) -> Any:
     try:
         return main()
     except StoreError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        _line(f"{prog}: error: {err}")
         raise SystemExit(2)
     except (FileNotFoundError, PermissionError, ValueError, ImportError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        print(f"{prog}: error: {first}", file=sys.stderr)
+        _line(f"{prog}: error: {first}")
         raise SystemExit(2)
     except (KeyboardInterrupt, Interrupted) as err:
         stores = active_paths()
         kept = (f"finished chunks are saved in {', '.join(stores)}: rerun the same command (with --resume "
                 "when you gave --results) to continue" if stores else "no results store was open, so nothing was saved")
-        print(f"{prog}: interrupted by {'SIGTERM' if isinstance(err, Interrupted) else 'SIGINT'}; {kept}",
-              file=sys.stderr)
+        _line(f"{prog}: interrupted by {'SIGTERM' if isinstance(err, Interrupted) else 'SIGINT'}; {kept}")
         raise SystemExit(143 if isinstance(err, Interrupted) else 130)
     finally:
         close_all()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _line(text: str) -> None:
+    """One line on stderr in a single write, so the lines of several ranks sharing a terminal or a pipe
+    never run together."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 class Timer:
