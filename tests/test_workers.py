@@ -65,3 +65,31 @@ def test_two_workers_give_the_records_of_one_process(tmp_path):
     assert runs["one"][0]["records"] == runs["two"][0]["records"]
     assert runs["one"][0]["rows"] == runs["two"][0]["rows"]
     assert "Verdict" in runs["two"][1]                                 # rank 0 printed the table
+
+
+def test_a_failing_rank_stops_the_others_and_its_status_and_output_are_reported(tmp_path, capfd):
+    """Rank 1 fails at once while rank 0 would wait (as in a collective): the launcher stops rank 0, shows
+    rank 1's output and returns rank 1's status instead of hanging."""
+    from empirical.harness.workers import run_workers
+    pkg = tmp_path / "fakeentry"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "main.py").write_text(
+        "import os, sys, time\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    print('rank one broke', file=sys.stderr); sys.exit(3)\n"
+        "time.sleep(120)\n")
+    import sys as _sys
+    _sys.path.insert(0, str(tmp_path))
+    old = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{old}"
+    try:
+        import time
+        start = time.monotonic()
+        code = run_workers("fakeentry.main", [], 2)
+        assert time.monotonic() - start < 60
+    finally:
+        os.environ["PYTHONPATH"] = old
+        _sys.path.remove(str(tmp_path))
+    assert code == 3
+    assert "worker 1 of 2 failed (exit 3)" in capfd.readouterr().err

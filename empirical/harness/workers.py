@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 WORKERS_ENV = "DISSECT_PURIFICATION_WORKERS"      # a user's (or a test's) choice of the automatic worker count
 # glibc malloc settings that keep large tensors' pages mapped between calls: without them a run spends about
@@ -70,6 +71,23 @@ def _environment(rank: int, workers: int, port: int, threads: int | None) -> dic
     return env
 
 
+def _wait(procs: list[subprocess.Popen]) -> tuple[list[int], int | None]:
+    """Every rank's exit status and the rank that failed first (None if none did). A rank that fails stops
+    the others, which would otherwise wait for it in a collective until gloo's timeout."""
+    first = None
+    while any(p.poll() is None for p in procs) or first is None:
+        done = [r for r, p in enumerate(procs) if p.poll() not in (None, 0)]
+        if first is None and done:
+            first = done[0]
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+        if first is None and all(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.2)
+    return [p.wait() for p in procs], first
+
+
 def run_workers(module: str, argv: list[str], workers: int, threads: int | None = None) -> int:
     """Run `python -m module argv` as `workers` ranks of one local process group; returns the exit status
     (the first failing rank's, its output shown). SIGINT / SIGTERM are passed on to every rank, which
@@ -87,15 +105,14 @@ def run_workers(module: str, argv: list[str], workers: int, threads: int | None 
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        codes = [p.wait() for p in procs]
+        codes, first = _wait(procs)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    for r, code in enumerate(codes):
-        if code != 0 and r > 0 and codes[0] == 0:
-            logs[r].seek(0)
-            tail = logs[r].read().strip().splitlines()[-20:]
-            print(f"worker {r} of {workers} failed (exit {code}):\n" + "\n".join(tail), file=sys.stderr)
+    if first is not None and first > 0:           # rank 0 shows its own errors; another rank's are shown here
+        logs[first].seek(0)
+        tail = logs[first].read().strip().splitlines()[-20:]
+        print(f"worker {first} of {workers} failed (exit {codes[first]}):\n" + "\n".join(tail), file=sys.stderr)
     for log in logs[1:]:
         log.close()
-    return next((c for c in codes if c != 0), 0)
+    return 0 if first is None else codes[first]
