@@ -98,7 +98,10 @@ def run_workers(module: str, argv: list[str], workers: int, threads: int | None 
                               stdout=None if r == 0 else subprocess.DEVNULL,
                               stderr=None if r == 0 else logs[r]) for r in range(workers)]
 
+    interrupted = []
+
     def forward(signum, frame):
+        interrupted.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
@@ -109,7 +112,7 @@ def run_workers(module: str, argv: list[str], workers: int, threads: int | None 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if first is not None and first > 0:           # rank 0 shows its own errors; another rank's are shown here
+    if first is not None and first > 0 and not interrupted:   # rank 0 shows its own errors and interruption
         logs[first].seek(0)
         tail = logs[first].read().strip().splitlines()[-20:]
         print(f"worker {first} of {workers} failed (exit {codes[first]}):\n" + "\n".join(tail), file=sys.stderr)
