@@ -124,8 +124,9 @@ def use_default_store(args: Any, table: str, digest_view: dict, prog: str) -> di
     path = folder / f"{table}-{key}.json"
     exists = bool(_store_files(str(path)))          # the store, or the rank files of a sharded run
     resume = exists and not getattr(args, "overwrite", False)
-    print(f"results store: {path} ({'resuming it' if resume else 'new'}; the same command resumes it after "
-          "a kill; --no-store keeps none)", file=sys.stderr, flush=True)
+    if not os.environ.get("DISSECT_PURIFICATION_LAUNCHED"):        # local workers: their launcher said it
+        print(f"results store: {path} ({'resuming it' if resume else 'new'}; the same command resumes it after "
+              "a kill; --no-store keeps none)", file=sys.stderr, flush=True)
     return {"results": str(path), "resume": resume, "overwrite": exists and not resume}
 
 

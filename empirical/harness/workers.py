@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 
+LAUNCHED_ENV = "DISSECT_PURIFICATION_LAUNCHED"   # set in the ranks this module starts (their launcher already spoke)
 WORKERS_ENV = "DISSECT_PURIFICATION_WORKERS"      # a user's (or a test's) choice of the automatic worker count
 # glibc malloc settings that keep large tensors' pages mapped between calls: without them a run spends about
 # a tenth of its CPU time in the kernel on page faults (set only where the user has not set them).
@@ -65,7 +66,7 @@ def _free_port() -> int:
 def _environment(rank: int, workers: int, port: int, threads: int | None) -> dict[str, str]:
     env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(workers),
            "LOCAL_WORLD_SIZE": str(workers), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-           "OMP_NUM_THREADS": str(threads or 1), "MKL_NUM_THREADS": str(threads or 1)}
+           "OMP_NUM_THREADS": str(threads or 1), "MKL_NUM_THREADS": str(threads or 1), LAUNCHED_ENV: "1"}
     for key, value in MALLOC_ENV.items():
         env.setdefault(key, value)
     return env
