@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 from empirical.outcomes import join as outcomes  # noqa: F401  (the harness's name for it)
@@ -107,3 +108,18 @@ def verify(record: Any, key: str, ids: list[int] | None, where: str, config_dige
 def get_data(record: dict) -> dict:
     """A verified record's measurements as the measuring code returned them (non-finite floats restored)."""
     return _decode(record["data"])
+
+
+_REPLICATE = re.compile(r"^(?P<key>.*)#r(?P<k>\d+)$")
+
+
+def replicate_key(key: str, k: int) -> str:
+    """The record key of noise replicate k of a cell (replicate 0 is the cell's own key)."""
+    return key if k == 0 else f"{key}#r{k}"
+
+
+def split_replicate(key: str) -> tuple[str, int]:
+    """(cell key, replicate) of a record key: the inverse of `replicate_key`."""
+    m = _REPLICATE.match(key)
+    return (m["key"], int(m["k"])) if m else (key, 0)
+

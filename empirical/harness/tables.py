@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from empirical.harness import records as rec
+from empirical.harness.records import replicate_key
 from empirical.harness.config import Config
 from empirical.harness.report import Accuracy, accuracy, paired_drop
 from empirical.harness.runner import Cell, Chunk, run_cells
@@ -51,11 +52,6 @@ def open_store(config: Config, resolved: dict, world: World) -> ResultStore:
     return ResultStore.open(config.output.results, view, resume=config.output.resume,
                             overwrite=config.output.overwrite, rank=world.rank, world_size=world.size,
                             allow_code_change=config.output.allow_code_change)
-
-
-def replicate_key(key: str, k: int) -> str:
-    """The record key of noise replicate k of a cell (replicate 0 is the cell's own key)."""
-    return key if k == 0 else f"{key}#r{k}"
 
 
 def replicate_protocol(protocol: Protocol, k: int) -> Protocol:

@@ -9,7 +9,6 @@ replicates of a record are stored under `f"{key}#r{k}"` (k >= 1; replicate 0 is 
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from typing import Any
 
@@ -17,7 +16,6 @@ import numpy as np
 
 from empirical.harness import records as rec
 
-_REPLICATE = re.compile(r"^(?P<key>.*)#r(?P<k>\d+)$")
 
 
 def is_typed(d: dict) -> bool:
@@ -112,12 +110,12 @@ def estimand_of(d: dict, purifier: str, method: str) -> str:
 
 def base_keys(records: dict) -> list[str]:
     """The record keys without their noise replicates, in stored order."""
-    return [k for k in records if not _REPLICATE.match(k)]
+    return [k for k in records if rec.split_replicate(k)[1] == 0]
 
 
 def replicates(records: dict, key: str) -> list[str]:
     """key and its noise replicates key#r1, key#r2, ... in replicate order."""
-    reps = sorted((int(m["k"]), k) for k in records if (m := _REPLICATE.match(k)) and m["key"] == key)
+    reps = sorted((rec.split_replicate(k)[1], k) for k in records if k != key and rec.split_replicate(k)[0] == key)
     return [key] + [k for _, k in reps]
 
 
